@@ -1,0 +1,34 @@
+# Two commands do everything on a fresh machine (they create .venv/ when missing):
+#   make reproduce   run the notebook chain 01..06 on the embedded tiny backbone (offline, CPU)
+#   make test        run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+RUN_DIR ?= runs/notebooks
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
+export MPLBACKEND ?= Agg
+
+.PHONY: reproduce test venv lab clean
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/cpu.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/cpu.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name evolmm --display-name "EvoLMM (.venv)" >/dev/null
+	touch $@
+
+reproduce: venv
+	$(PY) -m evolmm_lib notebooks --output-dir $(RUN_DIR)
+
+test: venv
+	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+lab: venv
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf runs .cache

@@ -1,0 +1,10 @@
+"""evolmm_lib: the library behind the EvoLMM reproducibility kit (arXiv 2511.16672).
+
+Each paper concept has one home: ``config`` (hyperparameters), ``backbone`` (model + two LoRA roles),
+``prompts`` (role prompts and parsers), ``rollout`` (batched generation), ``rewards`` (plain reward
+functions), ``logprobs`` (teacher-forced log-probs and KL), ``images`` (image loading and pool).
+"""
+
+__version__ = "0.1.0"
+
+from .config import ConfigError, EvoLMMConfig  # noqa: E402,F401

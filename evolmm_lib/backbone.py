@@ -1,0 +1,285 @@
+"""Load one vision-language backbone with two roles: Solver and Proposer (paper §3.1).
+
+``update="lora"`` (paper): one frozen base with two named LoRA adapters, ``solver`` and
+``proposer``, on the language model only; the frozen reference π_ref is the same model with
+adapters disabled. ``update="full"``: each role owns a trainable copy of the model and the
+reference is a third, frozen copy. Backend ``auto`` uses Unsloth's ``FastVisionModel`` on a CUDA
+GPU when unsloth is installed, else transformers + peft; both give the same :class:`Backbone`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+
+from .config import EvoLMMConfig
+
+log = logging.getLogger("evolmm")
+
+ROLES = ("solver", "proposer")
+
+PRESETS: dict[str, str] = {
+    "tiny": "embedded tiny Qwen2.5-VL (built offline into the cache)",
+    "qwen2.5-vl-3b": "Qwen/Qwen2.5-VL-3B-Instruct",
+    "qwen2.5-vl-7b": "Qwen/Qwen2.5-VL-7B-Instruct",
+    "qwen2.5-vl-72b": "Qwen/Qwen2.5-VL-72B-Instruct",
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+
+
+class BackboneError(RuntimeError):
+    """The backbone cannot be loaded as asked (unknown preset, no GPU for Unsloth, ...)."""
+
+
+def resolve_model(name: str) -> str:
+    """Preset name → hub id or local folder; hub ids and existing paths pass through."""
+    if name == "tiny":
+        from .tiny_model import ensure_tiny_model
+
+        return str(ensure_tiny_model())
+    if name in PRESETS:
+        return PRESETS[name]
+    if Path(name).expanduser().is_dir():
+        return str(Path(name).expanduser())
+    if _HUB_ID.match(name) and not name.startswith((".", "/")):
+        return name
+    raise BackboneError(
+        f"unknown model {name!r}: expected a preset ({', '.join(PRESETS)}), a hub id like "
+        "'Qwen/Qwen2.5-VL-7B-Instruct', or an existing local folder"
+    )
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def choose_backend(requested: str) -> str:
+    """``auto`` → unsloth when a CUDA GPU and the unsloth package are present, else transformers."""
+    if requested == "transformers":
+        return "transformers"
+    import importlib.util
+
+    has_unsloth = importlib.util.find_spec("unsloth") is not None
+    if requested == "unsloth":
+        if not cuda_available():
+            raise BackboneError("backend='unsloth' needs a CUDA GPU and none is visible; use backend='auto' "
+                                "or 'transformers' to run on the CPU")
+        if not has_unsloth:
+            raise BackboneError("backend='unsloth' needs the unsloth package: pip install -e '.[gpu]'")
+        return "unsloth"
+    return "unsloth" if (cuda_available() and has_unsloth) else "transformers"
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """auto → bfloat16 on a bf16-capable GPU, else float32 (official ``_safe_dtype``)."""
+    if name == "auto":
+        return torch.bfloat16 if cuda_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def language_model_lora_regex(targets: tuple[str, ...]) -> str:
+    """Module-name regex that hits ``targets`` in the language model only (never the vision tower)."""
+    return r".*language_model.*\.(" + "|".join(re.escape(t) for t in targets) + r")$"
+
+
+def lora_config(config: EvoLMMConfig):
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                      target_modules=language_model_lora_regex(config.lora_target_modules), bias="none")
+
+
+@dataclass
+class Backbone:
+    """A loaded backbone: use :meth:`role` to run the Solver, the Proposer or the frozen reference."""
+
+    model: torch.nn.Module
+    processor: object
+    backend: str
+    name: str
+    config: EvoLMMConfig
+    role_models: dict[str, torch.nn.Module] = field(default_factory=dict)  # full update only
+    reference_model: torch.nn.Module | None = None  # full update only
+
+    @property
+    def tokenizer(self):
+        return self.processor.tokenizer
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def is_lora(self) -> bool:
+        return not self.role_models
+
+    @contextlib.contextmanager
+    def role(self, name: str | None) -> Iterator[torch.nn.Module]:
+        """Yield the module that plays ``name`` ("solver", "proposer"; None = frozen reference π_ref)."""
+        if name is not None and name not in ROLES:
+            raise ValueError(f"role must be one of {ROLES} or None, got {name!r}")
+        if not self.is_lora:
+            yield self.reference_model if name is None else self.role_models[name]
+            return
+        if name is None:
+            with self.model.disable_adapter():
+                yield self.model
+            return
+        previous = self.model.active_adapter
+        self.model.set_adapter(name)
+        try:
+            yield self.model
+        finally:
+            self.model.set_adapter(previous)
+
+    def trainable_parameters(self, role: str) -> list[torch.nn.Parameter]:
+        """Parameters the ``role``'s optimiser updates (its LoRA weights, or its model copy's LM)."""
+        if not self.is_lora:
+            return [p for n, p in self.role_models[role].named_parameters() if "visual" not in n]
+        params = [p for n, p in self.model.named_parameters() if "lora_" in n and f".{role}." in n]
+        if not params:
+            raise BackboneError(f"no LoRA parameters found for role {role!r}")
+        return params
+
+    def parameter_summary(self) -> dict[str, int]:
+        """Parameter counts: total, per role (trainable), and vision tower."""
+        total = sum(p.numel() for p in self.model.parameters())
+        out = {"total": total, "vision": sum(p.numel() for n, p in self.model.named_parameters() if "visual" in n)}
+        for r in ROLES:
+            out[r] = sum(p.numel() for p in self.trainable_parameters(r))
+        return out
+
+    def save_adapters(self, path: str | os.PathLike) -> None:
+        """Write ``path/solver`` and ``path/proposer`` (PEFT adapter folders, or full LM weights)."""
+        path = Path(path)
+        if self.is_lora:
+            self.model.save_pretrained(path, selected_adapters=list(ROLES))
+            return
+        for r in ROLES:
+            self.role_models[r].save_pretrained(path / r)
+
+
+def _load_transformers(model_id: str, config: EvoLMMConfig):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    kwargs = {"dtype": resolve_dtype(config.dtype)}
+    if config.load_in_4bit:
+        if not cuda_available():
+            raise BackboneError("load_in_4bit / update='qlora' needs a CUDA GPU (bitsandbytes)")
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                           bnb_4bit_compute_dtype=resolve_dtype(config.dtype))
+    if cuda_available():
+        kwargs["device_map"] = "auto"
+    model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
+    processor = AutoProcessor.from_pretrained(model_id, **_processor_kwargs(config))
+    return model, processor
+
+
+def _processor_kwargs(config: EvoLMMConfig) -> dict:
+    return {"max_pixels": config.max_image_pixels} if config.max_image_pixels else {}
+
+
+def _load_unsloth(model_id: str, config: EvoLMMConfig):
+    from unsloth import FastVisionModel  # imported only here: it needs a GPU
+
+    model, processor = FastVisionModel.from_pretrained(
+        model_id, load_in_4bit=config.load_in_4bit, use_gradient_checkpointing="unsloth",
+        full_finetuning=config.update == "full", **({"dtype": resolve_dtype(config.dtype)}),
+    )
+    if config.max_image_pixels:
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(model_id, **_processor_kwargs(config))
+    return model, processor
+
+
+def _add_lora_unsloth(model, config: EvoLMMConfig):
+    """Unsloth's LoRA on the language layers only, then one named adapter per role."""
+    from unsloth import FastVisionModel
+
+    peft_model = FastVisionModel.get_peft_model(
+        model, finetune_vision_layers=False, finetune_language_layers=True,
+        finetune_attention_modules=True, finetune_mlp_modules=True,
+        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        bias="none", random_state=config.seed, use_gradient_checkpointing="unsloth",
+    )
+    base_cfg = peft_model.peft_config["default"]
+    for r in ROLES:
+        peft_model.add_adapter(r, copy.deepcopy(base_cfg))
+    peft_model.set_adapter("solver")
+    peft_model.delete_adapter("default")
+    return peft_model
+
+
+def load_backbone(
+    model: str | None = None,
+    backend: str | None = None,
+    config: EvoLMMConfig | None = None,
+    adapters_from: str | os.PathLike | None = None,
+) -> Backbone:
+    """Load ``model`` (preset, hub id or path) with Solver and Proposer roles.
+
+    ``adapters_from`` is a checkpoint folder holding ``solver/`` and ``proposer/`` adapter folders.
+    """
+    config = config or EvoLMMConfig()
+    config = config.replace(**{k: v for k, v in {"model": model, "backend": backend}.items() if v is not None})
+    chosen = choose_backend(config.backend)
+    model_id = resolve_model(config.model)
+    torch.manual_seed(config.seed)
+    if chosen == "unsloth":
+        base, processor = _load_unsloth(model_id, config)
+    else:
+        base, processor = _load_transformers(model_id, config)
+    processor.tokenizer.padding_side = "left"  # generation pads on the left (not saved with the tokenizer)
+    for n, p in base.named_parameters():
+        p.requires_grad_(False)
+    log.info("EvoLMM backbone %s (%s) on %s via %s backend", config.model, model_id,
+             next(base.parameters()).device, chosen)
+    if config.update == "full":
+        reference = base.eval()
+        role_models = {r: copy.deepcopy(base) for r in ROLES}
+        if adapters_from is not None:
+            from transformers import AutoModelForImageTextToText
+
+            role_models = {r: AutoModelForImageTextToText.from_pretrained(Path(adapters_from) / r,
+                                                                          dtype=resolve_dtype(config.dtype))
+                           for r in ROLES}
+        for m in role_models.values():
+            for n, p in m.named_parameters():
+                p.requires_grad_(not (config.freeze_vision and "visual" in n))
+        return Backbone(role_models["solver"], processor, chosen, config.model, config, role_models, reference)
+
+    if adapters_from is not None:
+        from peft import PeftModel
+
+        root = Path(adapters_from)
+        for r in ROLES:
+            if not (root / r / "adapter_config.json").is_file():
+                raise BackboneError(f"{root / r}: no adapter_config.json (expected a checkpoint with solver/ and proposer/)")
+        peft_model = PeftModel.from_pretrained(base, root / "solver", adapter_name="solver", is_trainable=True)
+        peft_model.load_adapter(root / "proposer", adapter_name="proposer", is_trainable=True)
+    elif chosen == "unsloth":
+        peft_model = _add_lora_unsloth(base, config)
+    else:
+        from peft import get_peft_model
+
+        peft_model = get_peft_model(base, lora_config(config), adapter_name="solver")
+        peft_model.add_adapter("proposer", lora_config(config))
+    for n, p in peft_model.named_parameters():
+        p.requires_grad_("lora_" in n)
+    peft_model.set_adapter("solver")
+    for n, p in peft_model.named_parameters():  # set_adapter freezes the inactive adapter: undo that
+        p.requires_grad_("lora_" in n)
+    peft_model.eval()
+    return Backbone(peft_model, processor, chosen, config.model, config)

@@ -1,0 +1,98 @@
+"""Images: a loader with clear errors and the unlabelled image pool the self-evolution reads.
+
+The pool scans a folder recursively (png/jpg/jpeg/webp/bmp/tiff), orders files by a seeded
+permutation (official ``ImagePool``: sorted paths, ``random.Random(seed).shuffle``), and skips
+unreadable files, counting them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff", ".tif")
+
+
+class ImageError(ValueError):
+    """An image file cannot be used (missing, empty, not an image, corrupt)."""
+
+
+def load_image(path: str | os.PathLike) -> Image.Image:
+    """Open ``path`` as a fully decoded RGB image, or raise :class:`ImageError` saying why."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file")
+    if path.stat().st_size == 0:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def image_sha256(path: str | os.PathLike) -> str:
+    """Hash of the decoded RGB pixels (so a re-encoded copy of a benchmark image still matches)."""
+    im = load_image(path)
+    h = hashlib.sha256(f"{im.size}".encode())
+    h.update(im.tobytes())
+    return h.hexdigest()
+
+
+def scan_images(root: str | os.PathLike) -> list[Path]:
+    """Image-extension files under ``root`` (recursive, hidden files skipped), sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ImageError(f"image folder not found: {root}")
+    found = [
+        Path(d) / f
+        for d, dirs, files in os.walk(root)
+        for f in files
+        if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+    ]
+    return sorted(found)
+
+
+@dataclass
+class ImagePool:
+    """Unlabelled images in a seeded order; ``next()`` returns the next readable one."""
+
+    root: str
+    seed: int = 42
+    position: int = 0
+    """How many pool entries have been consumed (readable or not): the resume point."""
+    skipped: dict[str, str] = field(default_factory=dict)
+    paths: list[Path] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        self.paths = scan_images(self.root)
+        if not self.paths:
+            raise ImageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}")
+        order = list(range(len(self.paths)))
+        random.Random(self.seed).shuffle(order)
+        self.paths = [self.paths[i] for i in order]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def next(self) -> tuple[Image.Image, Path]:
+        """The next readable image (wrapping around); unreadable files are skipped and counted."""
+        for _ in range(len(self.paths)):
+            path = self.paths[self.position % len(self.paths)]
+            self.position += 1
+            if str(path) in self.skipped:
+                continue
+            try:
+                return load_image(path), path
+            except ImageError as e:
+                self.skipped[str(path)] = str(e)
+        raise ImageError(f"every file under {self.root} is unreadable ({len(self.skipped)} skipped)")
+
+    def take(self, n: int) -> list[tuple[Image.Image, Path]]:
+        return [self.next() for _ in range(n)]

@@ -1,0 +1,142 @@
+"""Teacher-forced log-probabilities and full-vocabulary KL of sampled completions (paper §3.4).
+
+The batch is ``[left-padded prompt | completion | right padding]``. Qwen2.5-VL needs the
+processor's ``mm_token_type_ids`` (extended with zeros over the completion) to build its 3-D
+mrope positions; without it the model silently falls back to 1-D positions and the log-probs no
+longer match what ``generate`` sampled from. Position ids are never passed: the model computes them.
+
+Logits are produced ``chunk_size`` positions at a time from the last hidden states, under
+activation checkpointing, so no more than one chunk of ``[rows, chunk, vocab]`` logits exists at
+once, in the forward pass or the backward pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .rollout import Generation
+
+_VISION_KEYS = ("pixel_values", "image_grid_thw")
+
+
+@dataclass
+class TeacherForcedBatch:
+    """Model inputs for prompt + completion, and where the completion tokens are."""
+
+    inputs: dict[str, torch.Tensor]
+    completion_ids: torch.Tensor
+    """[rows, T] completion token ids, right-padded with 0."""
+    completion_mask: torch.Tensor
+    """[rows, T] 1.0 on real completion tokens."""
+    prompt_len: int
+
+
+def teacher_forced_batch(gen: Generation, rows: list[int] | None = None) -> TeacherForcedBatch:
+    """Inputs that replay ``gen``'s completions (all rows, or the subset ``rows``)."""
+    rows = list(range(len(gen))) if rows is None else list(rows)
+    p = gen.prompt_inputs
+    device = p["input_ids"].device
+    ids = [gen.completion_ids[r] for r in rows]
+    t_max = max(1, max(len(c) for c in ids))
+    comp = torch.zeros(len(rows), t_max, dtype=torch.long, device=device)
+    mask = torch.zeros(len(rows), t_max, dtype=torch.float32, device=device)
+    for i, c in enumerate(ids):
+        comp[i, : len(c)] = torch.tensor(c, dtype=torch.long, device=device)
+        mask[i, : len(c)] = 1.0
+    index = torch.tensor(rows, device=device)
+    inputs = {
+        "input_ids": torch.cat([p["input_ids"][index], comp], dim=1),
+        "attention_mask": torch.cat([p["attention_mask"][index], mask.long()], dim=1),
+    }
+    if "mm_token_type_ids" in p:
+        inputs["mm_token_type_ids"] = torch.cat([p["mm_token_type_ids"][index], torch.zeros_like(comp)], dim=1)
+    inputs.update(_select_vision(p, rows))
+    return TeacherForcedBatch(inputs, comp, mask, p["input_ids"].shape[1])
+
+
+def _select_vision(p: dict[str, torch.Tensor], rows: list[int]) -> dict[str, torch.Tensor]:
+    """pixel_values are flat patches: pick each row's slice using image_grid_thw."""
+    if "pixel_values" not in p:
+        return {}
+    grid = p["image_grid_thw"]
+    sizes = grid.prod(dim=-1).tolist()
+    starts = [0]
+    for s in sizes:
+        starts.append(starts[-1] + s)
+    pieces = [p["pixel_values"][starts[r]: starts[r + 1]] for r in rows]
+    return {"pixel_values": torch.cat(pieces, dim=0), "image_grid_thw": grid[rows]}
+
+
+def causal_lm(model: torch.nn.Module) -> torch.nn.Module:
+    """The ``...ForConditionalGeneration`` module inside a PEFT / Unsloth / DDP wrapper."""
+    m = getattr(model, "module", model)
+    if hasattr(m, "get_base_model"):  # PEFT forwards attribute look-ups, so unwrap explicitly
+        m = m.get_base_model()
+    if not hasattr(m, "lm_head"):
+        raise TypeError(f"cannot find an lm_head in {type(model).__name__}")
+    return m
+
+
+def completion_hidden(model: torch.nn.Module, batch: TeacherForcedBatch) -> torch.Tensor:
+    """Last hidden states at the positions that predict each completion token: [rows, T, H]."""
+    lm = causal_lm(model)
+    out = lm.model(**batch.inputs, use_cache=False)
+    hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+    t = batch.completion_ids.shape[1]
+    return hidden[:, batch.prompt_len - 1: batch.prompt_len - 1 + t]
+
+
+def _chunk_stats(h: torch.Tensor, h_ref: torch.Tensor | None, targets: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor | None, with_kl: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    logp = F.log_softmax(F.linear(h, weight, bias).float(), dim=-1)
+    tok_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    if not with_kl:
+        return tok_logp, torch.zeros_like(tok_logp)
+    with torch.no_grad():
+        logp_ref = F.log_softmax(F.linear(h_ref, weight, bias).float(), dim=-1)
+    kl = (logp.exp() * (logp - logp_ref)).sum(-1)  # KL(π‖π_ref) over the full vocabulary
+    return tok_logp, kl
+
+
+def completion_logprobs_and_kl(
+    model: torch.nn.Module,
+    batch: TeacherForcedBatch,
+    ref_hidden: torch.Tensor | None = None,
+    chunk_size: int = 64,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token log π(y_t|·) and KL(π‖π_ref)_t over completion positions, both [rows, T].
+
+    ``ref_hidden`` are the reference's :func:`completion_hidden` (computed without grad); without
+    it the KL is zeros. Gradients flow into ``model``'s trainable parameters.
+    """
+    h = completion_hidden(model, batch)
+    head = causal_lm(model).lm_head
+    weight, bias = head.weight, head.bias
+    logps, kls = [], []
+    for s in range(0, h.shape[1], chunk_size):
+        sl = slice(s, s + chunk_size)
+        args = (h[:, sl], None if ref_hidden is None else ref_hidden[:, sl], batch.completion_ids[:, sl],
+                weight, bias, ref_hidden is not None)
+        if torch.is_grad_enabled():
+            lp, kl = checkpoint(_chunk_stats, *args, use_reentrant=False)
+        else:
+            lp, kl = _chunk_stats(*args)
+        logps.append(lp)
+        kls.append(kl)
+    mask = batch.completion_mask
+    return torch.cat(logps, 1) * mask, torch.cat(kls, 1) * mask
+
+
+@torch.no_grad()
+def reference_hidden(backbone, batch: TeacherForcedBatch) -> torch.Tensor:
+    """Completion hidden states of the frozen reference π_ref (adapters disabled)."""
+    with backbone.role(None) as ref:
+        was = ref.training
+        ref.eval()
+        h = completion_hidden(ref, batch)
+        ref.train(was)
+    return h.detach()

@@ -1,0 +1,164 @@
+"""Batched generation for both roles (paper §3.1 steps 1–2).
+
+``propose_questions`` asks the Proposer one question per image, all images in one ``generate``;
+``sample_answers`` draws the Solver's N answers for one (image, question) in ONE ``generate`` call
+(the processor repeats the image's ``pixel_values`` and ``image_grid_thw`` N times).
+Every :class:`Generation` keeps the processor inputs and the generated token ids, so the policy
+update can teacher-force exactly the sampled tokens without re-tokenising text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from .backbone import Backbone
+from .config import EvoLMMConfig
+from .images import load_image
+from .prompts import build_proposer_prompt, build_solver_prompt, chat_messages, parse_answer, parse_question
+from .rewards import normalize_answer
+
+VISION_SPECIAL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
+
+
+@dataclass
+class Generation:
+    """Texts sampled for a batch of (image, prompt) pairs, with what is needed to score them again."""
+
+    texts: list[str]
+    completion_ids: list[list[int]]
+    """Generated ids up to and including the first end-of-turn token."""
+    prompt_inputs: dict[str, torch.Tensor]
+    """Processor output for the prompts (left-padded), one row per text."""
+    prompts: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def render_prompt(backbone: Backbone, prompt: str, system: str | None = None) -> str:
+    """The chat text for one image + ``prompt`` user turn, ending with the assistant header."""
+    messages = chat_messages(prompt)
+    if system is not None:
+        messages = [{"role": "system", "content": [{"type": "text", "text": system}]}] + messages
+    return backbone.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def encode_prompts(backbone: Backbone, images: Sequence[Image.Image], prompts: Sequence[str],
+                   system: str | None = None) -> dict[str, torch.Tensor]:
+    """Processor inputs for (image_i, prompt_i) pairs, left-padded, on the model's device."""
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
+    backbone.tokenizer.padding_side = "left"
+    texts = [render_prompt(backbone, p, system) for p in prompts]
+    batch = backbone.processor(text=texts, images=list(images), padding=True, return_tensors="pt")
+    return {k: v.to(backbone.device) for k, v in batch.items()}
+
+
+def end_token_ids(backbone: Backbone) -> list[int]:
+    """Token ids that end a turn (generation config's EOS ids, plus the tokenizer's)."""
+    eos = backbone.model.generation_config.eos_token_id
+    ids = set(eos if isinstance(eos, (list, tuple)) else [eos] if eos is not None else [])
+    if backbone.tokenizer.eos_token_id is not None:
+        ids.add(backbone.tokenizer.eos_token_id)
+    return sorted(ids)
+
+
+def suppressed_token_ids(backbone: Backbone) -> list[int]:
+    """Vision placeholder tokens the sampler must never emit (they would corrupt mrope positions)."""
+    tok = backbone.tokenizer
+    ids = [tok.convert_tokens_to_ids(t) for t in VISION_SPECIAL_TOKENS]
+    return [i for i in ids if isinstance(i, int) and i >= 0 and i != tok.unk_token_id]
+
+
+@torch.no_grad()
+def generate(
+    backbone: Backbone,
+    role: str | None,
+    images: Sequence[Image.Image],
+    prompts: Sequence[str],
+    *,
+    num_samples: int = 1,
+    max_new_tokens: int = 128,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    do_sample: bool = True,
+    system: str | None = None,
+    output_logits: bool = False,
+) -> Generation:
+    """Sample ``num_samples`` completions per (image, prompt) with ``role``, in one ``generate`` call.
+
+    Rows are grouped by prompt: row ``i * num_samples + j`` is sample j of prompt i.
+    """
+    images = [im for im in images for _ in range(num_samples)]
+    prompts = [p for p in prompts for _ in range(num_samples)]
+    inputs = encode_prompts(backbone, images, prompts, system)
+    ends = end_token_ids(backbone)
+    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
+    with backbone.role(role) as model:
+        was_training = model.training
+        model.eval()
+        out = model.generate(
+            **inputs, max_new_tokens=max_new_tokens, eos_token_id=ends,
+            pad_token_id=backbone.tokenizer.pad_token_id, suppress_tokens=suppressed_token_ids(backbone),
+            return_dict_in_generate=True, output_logits=output_logits, top_k=None, **sampling,
+        )
+        model.train(was_training)
+    new = out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
+    completion_ids = []
+    for row in new:
+        cut = next((i + 1 for i, t in enumerate(row) if t in ends), len(row))
+        completion_ids.append(row[:cut])
+    texts = backbone.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
+    gen = Generation([t.strip() for t in texts], completion_ids, inputs, list(prompts))
+    if output_logits:
+        gen.logits = torch.stack(out.logits, dim=1)  # type: ignore[attr-defined]
+    return gen
+
+
+@dataclass
+class Proposal:
+    """One Proposer output and the question parsed from it (official fallbacks)."""
+
+    raw: str
+    question: str
+
+
+def propose_questions(backbone: Backbone, images: Sequence[Image.Image],
+                      config: EvoLMMConfig) -> tuple[list[Proposal], Generation]:
+    """One Proposer question per image, all images in one batched ``generate`` (T = config.temperature)."""
+    prompt = build_proposer_prompt()
+    gen = generate(backbone, "proposer", images, [prompt] * len(images), num_samples=1,
+                   max_new_tokens=config.max_new_tokens_proposer, temperature=config.temperature,
+                   top_p=config.top_p)
+    return [Proposal(t, parse_question(t)) for t in gen.texts], gen
+
+
+@dataclass
+class SolverSamples:
+    """The Solver's N answers to one question: raw completions, extracted and normalised answers."""
+
+    question: str
+    completions: list[str]
+    answers: list[str]
+    normalized: list[str]
+    generation: Generation
+
+
+def sample_answers(backbone: Backbone, image: Image.Image, question: str, config: EvoLMMConfig,
+                   num_samples: int | None = None) -> SolverSamples:
+    """N Solver samples for (image, question) in ONE ``generate`` call."""
+    n = num_samples or config.num_solver_samples
+    gen = generate(backbone, "solver", [image], [build_solver_prompt(question)], num_samples=n,
+                   max_new_tokens=config.max_new_tokens_solver, temperature=config.temperature,
+                   top_p=config.top_p)
+    answers = [parse_answer(t) for t in gen.texts]
+    return SolverSamples(question, gen.texts, answers, [normalize_answer(a) for a in answers], gen)
+
+
+def open_images(paths: Sequence[str]) -> list[Image.Image]:
+    """Load images as RGB with clear errors (see :func:`evolmm_lib.images.load_image`)."""
+    return [load_image(p) for p in paths]
