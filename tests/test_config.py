@@ -1,0 +1,75 @@
+"""Config: paper/official defaults, YAML round trip, one clear error naming the bad field."""
+
+import pytest
+
+from evolmm_lib.config import ConfigError, EvoLMMConfig, config_fields
+
+
+def test_defaults_match_paper_and_official_code():
+    c = EvoLMMConfig()
+    assert (c.num_solver_samples, c.solver_soft_gamma, c.len_penalty_weight, c.len_penalty_target_words) == (5, 0.7, 0.1, 6)
+    assert (c.prop_entropy_mu, c.prop_entropy_sigma, c.temperature, c.top_p) == (0.9, 0.35, 1.0, 1.0)
+    assert (c.max_new_tokens_solver, c.max_new_tokens_proposer, c.proposer_update_freq) == (128, 128, 5)
+    assert (c.lr, c.weight_decay, c.grad_clip) == (1e-6, 0.01, 1.0)
+    assert (c.kl_coef, c.kl_target, c.kl_adapt_rate, c.baseline_momentum) == (1e-3, 0.02, 0.10, 0.9)
+    assert (c.lora_r, c.lora_alpha, c.lora_dropout) == (16, 32, 0.05)
+    assert c.lora_target_modules == ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    assert c.freeze_vision and c.seed == 42 and c.model == "tiny"
+
+
+def test_every_field_is_documented():
+    rows = config_fields()
+    assert len(rows) == len(EvoLMMConfig().to_dict())
+    undocumented = [r["field"] for r in rows if not r["meaning"]]
+    assert not undocumented
+
+
+def test_yaml_round_trip(tmp_path):
+    c = EvoLMMConfig(model="qwen2.5-vl-7b", lr=3e-5, reward="discrete", lora_target_modules=("q_proj", "v_proj"))
+    path = c.save_yaml(tmp_path / "cfg.yaml")
+    assert EvoLMMConfig.from_yaml(path) == c
+
+
+def test_yaml_scientific_notation_string_is_accepted(tmp_path):
+    (tmp_path / "c.yaml").write_text("lr: 1e-5\nkl_coef: 2e-3\nnum_solver_samples: 8\n")
+    c = EvoLMMConfig.from_yaml(tmp_path / "c.yaml")
+    assert c.lr == 1e-5 and c.kl_coef == 2e-3 and c.num_solver_samples == 8
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    ({"num_solver_samples": 0}, "num_solver_samples"),
+    ({"num_solver_samples": 2.5}, "num_solver_samples"),
+    ({"solver_soft_gamma": -1.0}, "solver_soft_gamma"),
+    ({"top_p": 1.5}, "top_p"),
+    ({"lr": "fast"}, "lr"),
+    ({"lr": float("nan")}, "lr"),
+    ({"reward": "binary"}, "reward"),
+    ({"backend": "vllm"}, "backend"),
+    ({"baseline_momentum": 1.2}, "baseline_momentum"),
+    ({"kl_min": 1.0, "kl_max": 0.5}, "kl_min"),
+    ({"model": ""}, "model"),
+])
+def test_bad_value_names_the_field(kwargs, field):
+    with pytest.raises(ConfigError, match=rf"^{field}"):
+        EvoLMMConfig(**kwargs)
+
+
+def test_unknown_field_and_bad_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="^gama: unknown config field"):
+        EvoLMMConfig.from_dict({"gama": 0.7})
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        EvoLMMConfig.from_yaml(tmp_path / "list.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        EvoLMMConfig.from_yaml(tmp_path / "missing.yaml")
+
+
+def test_cli_style_overrides():
+    c = EvoLMMConfig().with_overrides(["lr=1e-4", "reward=discrete", "num_solver_samples=8"])
+    assert (c.lr, c.reward, c.num_solver_samples) == (1e-4, "discrete", 8)
+    with pytest.raises(ConfigError, match="expected field=value"):
+        EvoLMMConfig().with_overrides(["lr"])
+
+
+def test_qlora_implies_4bit():
+    assert EvoLMMConfig(update="qlora").load_in_4bit

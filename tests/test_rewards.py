@@ -1,0 +1,87 @@
+"""Rewards: hand-computed values, official normalisation and fallbacks, properties on arbitrary text."""
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from evolmm_lib.rewards import (answer_entropy, discrete_solver_rewards, majority_vote, normalize_answer,
+                                pre_answer_word_count, proposer_reward, solver_rewards)
+
+
+def test_normalize_answer_official_rules():
+    assert normalize_answer("  1,234 ") == "1234"
+    assert normalize_answer("The\tRed\n  Square.") == "the red square"
+    assert normalize_answer('"(42)"') == "42"
+    assert normalize_answer("...") == ""
+    assert normalize_answer("3.5%") == "3.5"
+
+
+def test_solver_rewards_continuous_hand_computed():
+    comps = ["<answer>4</answer>"] * 3 + ["<answer>5</answer>", "blah\n<answer>5.</answer>"]
+    r = solver_rewards(comps)
+    assert r[:3] == pytest.approx([0.6 ** 0.7] * 3)
+    assert r[3:] == pytest.approx([0.4 ** 0.7] * 2)
+
+
+def test_solver_rewards_length_penalty():
+    nine = " ".join(["w"] * 9) + " <answer>7</answer>"     # (9-6)/6 = 0.5 -> factor 0.95
+    twenty = " ".join(["w"] * 20) + " <answer>7</answer>"  # clipped at 1 -> factor 0.90
+    r = solver_rewards([nine, twenty, "<answer>7</answer>"], gamma=0.7, len_penalty_weight=0.1, len_target_words=6)
+    assert r == pytest.approx([0.95, 0.90, 1.0])
+    # no tag: the whole text counts as words, and its last line is the answer
+    assert pre_answer_word_count("a b c\nd") == 4
+    assert solver_rewards(["x " * 12 + "\n7", "7"]) == pytest.approx([0.9, 1.0])
+
+
+def test_gamma_changes_partial_agreement_only():
+    comps = ["<answer>a</answer>"] * 2 + ["<answer>b</answer>"] * 3
+    assert solver_rewards(comps, gamma=1.0) == pytest.approx([0.4, 0.4, 0.6, 0.6, 0.6])
+    assert solver_rewards(["<answer>a</answer>"] * 5, gamma=0.3) == pytest.approx([1.0] * 5)
+
+
+def test_discrete_rewards_majority_and_ties_first_seen():
+    comps = ["<answer>b</answer>", "<answer>a</answer>", "<answer>a</answer>", "<answer>B</answer>", "<answer>c</answer>"]
+    # b and a both appear twice (after normalisation): the first seen (b) wins, as in the official code
+    assert discrete_solver_rewards(comps) == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert majority_vote(["x", "y", "y"]) == ("y", 2)
+
+
+def test_entropy_and_band_pass():
+    assert answer_entropy(["<answer>1</answer>"] * 5) == 0.0
+    five = [f"<answer>{i}</answer>" for i in range(5)]
+    assert answer_entropy(five) == pytest.approx(math.log(5))
+    two_three = ["<answer>a</answer>"] * 2 + ["<answer>b</answer>"] * 3
+    h = -(0.4 * math.log(0.4) + 0.6 * math.log(0.6))
+    assert answer_entropy(two_three) == pytest.approx(h)
+    assert proposer_reward(two_three) == pytest.approx(math.exp(-((h - 0.9) ** 2) / (2 * 0.35 ** 2)))
+    # band-pass: trivial (H=0) and hopeless (H=log 5) questions score lower than a mid-entropy one
+    assert proposer_reward(["<answer>1</answer>"] * 5) < proposer_reward(two_three)
+    assert proposer_reward(five) < proposer_reward(two_three)
+    assert proposer_reward(two_three, sigma=0.0) == 0.0
+
+
+def test_unknown_answer_fallback_counts_as_an_answer():
+    assert discrete_solver_rewards(["", "   ", "<answer>x</answer>"]) == [1.0, 1.0, 0.0]
+
+
+@pytest.mark.parametrize("bad", [[], "just a string"])
+def test_bad_input_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="non-empty list"):
+        solver_rewards(bad)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(max_size=60), min_size=1, max_size=8))
+def test_properties_on_arbitrary_text(comps):
+    r = solver_rewards(comps)
+    d = discrete_solver_rewards(comps)
+    h = answer_entropy(comps)
+    assert len(r) == len(d) == len(comps)
+    assert all(0.0 <= x <= 1.0 for x in r)
+    assert set(d) <= {0.0, 1.0} and sum(d) >= 1
+    assert -1e-12 <= h <= math.log(len(comps)) + 1e-9
+    assert 0.0 < proposer_reward(comps) <= 1.0
+    # samples whose answers agree more never get a lower reward (same length)
+    assert max(r) <= 1.0
