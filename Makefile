@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 RUN_DIR ?= runs/notebooks
+# make test also installs requirements/gpu.txt (unsloth; ~45 s, +0.4 GB, no pin changes) so that
+# tests/test_unsloth_guard.py checks the GPU path's calls on this CPU machine; GPU_EXTRA=0 skips it.
+GPU_EXTRA ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
@@ -21,10 +24,14 @@ $(VENV)/.installed: requirements/cpu.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name evolmm --display-name "EvoLMM (.venv)" >/dev/null
 	touch $@
 
+$(VENV)/.installed-gpu: requirements/gpu.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements/gpu.txt
+	touch $@
+
 reproduce: venv
 	$(PY) -m evolmm_lib notebooks --output-dir $(RUN_DIR)
 
-test: venv
+test: venv $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu)
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 lab: venv

@@ -136,6 +136,8 @@ class Backbone:
             return
         previous = self.model.active_adapter
         self.model.set_adapter(name)
+        if self.backend == "unsloth":
+            _unsloth_rearm_training(self.model, self.tokenizer)
         try:
             yield self.model
         finally:
@@ -190,13 +192,24 @@ def _processor_kwargs(config: EvoLMMConfig) -> dict:
     return {"max_pixels": config.max_image_pixels} if config.max_image_pixels else {}
 
 
+def unsloth_load_kwargs(config: EvoLMMConfig) -> dict:
+    """Keywords the kit passes to Unsloth's ``FastVisionModel.from_pretrained`` (guarded by a test)."""
+    return {"load_in_4bit": config.load_in_4bit, "use_gradient_checkpointing": "unsloth",
+            "full_finetuning": config.update == "full", "dtype": resolve_dtype(config.dtype)}
+
+
+def unsloth_peft_kwargs(config: EvoLMMConfig) -> dict:
+    """Keywords for ``FastVisionModel.get_peft_model``: LoRA on the language layers only."""
+    return {"finetune_vision_layers": False, "finetune_language_layers": True,
+            "finetune_attention_modules": True, "finetune_mlp_modules": True,
+            "r": config.lora_r, "lora_alpha": config.lora_alpha, "lora_dropout": config.lora_dropout,
+            "bias": "none", "random_state": config.seed, "use_gradient_checkpointing": "unsloth"}
+
+
 def _load_unsloth(model_id: str, config: EvoLMMConfig):
     from unsloth import FastVisionModel  # imported only here: it needs a GPU
 
-    model, processor = FastVisionModel.from_pretrained(
-        model_id, load_in_4bit=config.load_in_4bit, use_gradient_checkpointing="unsloth",
-        full_finetuning=config.update == "full", **({"dtype": resolve_dtype(config.dtype)}),
-    )
+    model, processor = FastVisionModel.from_pretrained(model_id, **unsloth_load_kwargs(config))
     if config.max_image_pixels:
         from transformers import AutoProcessor
 
@@ -205,21 +218,31 @@ def _load_unsloth(model_id: str, config: EvoLMMConfig):
 
 
 def _add_lora_unsloth(model, config: EvoLMMConfig):
-    """Unsloth's LoRA on the language layers only, then one named adapter per role."""
+    """Unsloth's LoRA (its adapter is PEFT's "default"), copied into one named adapter per role."""
     from unsloth import FastVisionModel
 
-    peft_model = FastVisionModel.get_peft_model(
-        model, finetune_vision_layers=False, finetune_language_layers=True,
-        finetune_attention_modules=True, finetune_mlp_modules=True,
-        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        bias="none", random_state=config.seed, use_gradient_checkpointing="unsloth",
-    )
+    peft_model = FastVisionModel.get_peft_model(model, **unsloth_peft_kwargs(config))
     base_cfg = peft_model.peft_config["default"]
     for r in ROLES:
         peft_model.add_adapter(r, copy.deepcopy(base_cfg))
     peft_model.set_adapter("solver")
     peft_model.delete_adapter("default")
     return peft_model
+
+
+def _unsloth_rearm_training(model, tokenizer) -> None:
+    """Undo what Unsloth's ``generate`` leaves behind before a role is used again.
+
+    Unsloth's generate wrapper calls ``FastVisionModel.for_inference`` itself, which switches
+    gradient checkpointing off and never back; ``for_training`` re-arms it (and drops cached LoRA
+    copies). The caller's train/eval mode and the left padding used for generation are kept.
+    """
+    from unsloth import FastVisionModel
+
+    was_training = model.training
+    FastVisionModel.for_training(model)
+    model.train(was_training)
+    tokenizer.padding_side = "left"
 
 
 def load_backbone(
