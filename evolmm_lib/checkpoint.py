@@ -1,0 +1,102 @@
+"""Atomic, resumable checkpoints (official: write to a temporary folder, then ``os.replace``).
+
+``output_dir/checkpoint-<step>/`` holds ``solver/`` and ``proposer/`` (PEFT adapter folders, or the
+full language-model weights for ``update="full"``) and ``trainer_state.pt`` (optimisers, both β,
+both baselines, RNG states, pool position). A checkpoint is complete when its folder exists under
+its final name: it is renamed into place only after everything in it is written, so a failure while
+saving leaves the previous checkpoints untouched. Only the last K are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+STATE_FILE = "trainer_state.pt"
+_NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+def rng_state() -> dict:
+    """Python, NumPy, torch (and CUDA) generator states."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """Complete checkpoints in ``output_dir``, oldest first."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+    found = checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def save_checkpoint(output_dir: str | os.PathLike, step: int, backbone, state: dict, keep: int) -> Path:
+    """Write ``checkpoint-<step>`` atomically, then delete all but the newest ``keep``."""
+    root = Path(output_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"checkpoint-{step}"
+    tmp = root / f".tmp-checkpoint-{step}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        backbone.save_adapters(tmp)
+        torch.save(state, tmp / STATE_FILE)
+        if final.exists():  # re-saving the same step: move the old one aside first
+            old = root / f".old-checkpoint-{step}"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    for old in checkpoints(root)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_state(checkpoint: str | os.PathLike) -> dict:
+    return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+
+
+def restore_weights(backbone, checkpoint: str | os.PathLike) -> None:
+    """Copy the checkpoint's solver and proposer weights into an already loaded ``backbone``."""
+    root = Path(checkpoint)
+    if backbone.is_lora:
+        from peft.utils import load_peft_weights, set_peft_model_state_dict
+
+        for role in ("solver", "proposer"):
+            weights = load_peft_weights(str(root / role), device=str(backbone.device))
+            result = set_peft_model_state_dict(backbone.model, weights, adapter_name=role)
+            if getattr(result, "unexpected_keys", None):
+                raise RuntimeError(f"{root / role}: unexpected adapter keys {result.unexpected_keys[:3]}")
+        return
+    from transformers import AutoModelForImageTextToText
+
+    for role in ("solver", "proposer"):  # full update: each role is a whole model saved with save_pretrained
+        saved = AutoModelForImageTextToText.from_pretrained(root / role, dtype=next(backbone.model.parameters()).dtype)
+        backbone.role_models[role].load_state_dict(saved.state_dict())

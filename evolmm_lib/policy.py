@@ -1,0 +1,220 @@
+"""KL-regularised REINFORCE for one role (paper §3.4; official ``PolicyUpdater``).
+
+Per completion i with reward r_i:   loss_i = A_i · NLL_i + β_i · KL_i
+  NLL_i = mean over completion tokens of −log π(y_t | ·)
+  KL_i  = mean over completion tokens of KL(π ‖ π_ref)_t  (full vocabulary; π_ref = adapters off)
+  A_i   = r_i − b_{i−1}  (ema, paper) with b_i = m·b_{i−1} + (1−m)·r_i, or (r_i − mean r)/std r (group)
+  β_i   = clip(β_{i−1}·exp(rate·(KL_{i−1} − target)/target), β_min, β_max)
+
+``update_mode="sequential"`` is the official loop: one forward/backward/AdamW step per completion,
+β and b updated after each. ``"batched"`` keeps the same b and β sequences (computed from the N
+rewards and the N KL values of one forward pass) but sums the N losses into ONE forward/backward
+and ONE AdamW step. ``papers/evolmm.md`` ("Where batching changes the arithmetic") says what differs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from .config import EvoLMMConfig
+from .logprobs import completion_logprobs_and_kl, reference_hidden, teacher_forced_batch
+from .rollout import Generation
+
+GROUP_STD_EPS = 1e-4  # as TRL's GRPO
+
+
+def adapt_beta(beta: float, kl: float, config: EvoLMMConfig) -> float:
+    """β ← clip(β·exp(rate·(KL − target)/target), β_min, β_max) (official adaptive controller)."""
+    exponent = config.kl_adapt_rate * (kl - config.kl_target) / config.kl_target
+    beta = beta * math.exp(min(exponent, 700.0))  # exp overflows past ~709; the clip below applies anyway
+    return float(min(config.kl_max, max(config.kl_min, beta)))
+
+
+def ema(baseline: float, reward: float, momentum: float) -> float:
+    """b ← m·b + (1 − m)·r."""
+    return momentum * baseline + (1.0 - momentum) * reward
+
+
+def sequential_chain(rewards: list[float], kls: list[float], baseline: float, beta: float,
+                     config: EvoLMMConfig) -> tuple[list[float], list[float], float, float]:
+    """The official per-sample sequence: (b used for each sample, β used for each, final b, final β)."""
+    b_used, beta_used = [], []
+    for r, kl in zip(rewards, kls):
+        b_used.append(baseline)
+        beta_used.append(beta)
+        beta = adapt_beta(beta, kl, config)
+        baseline = ema(baseline, r, config.baseline_momentum)
+    return b_used, beta_used, baseline, beta
+
+
+def group_advantages(rewards: list[float]) -> list[float]:
+    """GRPO-style (r − mean)/(std + ε) over the group (unbiased std); zeros for a group of one."""
+    if len(rewards) < 2:
+        return [0.0] * len(rewards)
+    t = torch.tensor(rewards, dtype=torch.float64)
+    return ((t - t.mean()) / (t.std() + GROUP_STD_EPS)).tolist()
+
+
+class Distributed:
+    """Process group helpers; single process when WORLD_SIZE is unset or 1 (a no-op then)."""
+
+    def __init__(self) -> None:
+        import os
+
+        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        if self.world_size > 1 and not torch.distributed.is_initialized():
+            from accelerate import PartialState
+
+            PartialState()  # initialises the process group (gloo on CPU, nccl on CUDA)
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    def gather(self, values: list[float]) -> list[float]:
+        """Every rank's ``values``, concatenated in rank order (same length on every rank)."""
+        if not self.enabled:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        out = [torch.zeros_like(t) for _ in range(self.world_size)]
+        torch.distributed.all_gather(out, t)
+        return torch.cat(out).tolist()
+
+    def gather_objects(self, obj) -> list:
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
+        if not self.enabled:
+            return
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
+            p.grad /= self.world_size
+
+    def any(self, flag: bool) -> bool:
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            torch.distributed.barrier()
+
+
+@dataclass
+class UpdateResult:
+    """What one role update did (summed over its optimiser steps where there are several)."""
+
+    loss: float = 0.0
+    pg_loss: float = 0.0
+    kl_loss: float = 0.0
+    kl: float = 0.0
+    nll: float = 0.0
+    grad_norm: float = 0.0
+    advantages: list[float] = field(default_factory=list)
+    optimizer_steps: int = 0
+    skipped: int = 0
+
+
+class RoleUpdater:
+    """REINFORCE updates of one role ("solver" or "proposer"): its AdamW, its β and its baseline b."""
+
+    def __init__(self, backbone, role: str, config: EvoLMMConfig, dist: Distributed | None = None) -> None:
+        self.backbone, self.role, self.config = backbone, role, config
+        self.dist = dist or Distributed()
+        self.params = backbone.trainable_parameters(role)
+        self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
+        self.beta = float(config.kl_coef)
+        self.baseline = 0.0
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "beta": self.beta, "baseline": self.baseline}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.beta, self.baseline = float(state["beta"]), float(state["baseline"])
+
+    # -- update -----------------------------------------------------------------------------
+    def update(self, gen: Generation, rewards: list[float], rows: list[int] | None = None) -> UpdateResult:
+        """Update on the completions ``rows`` of ``gen`` (default all; row ``rows[i]`` has reward ``rewards[i]``)."""
+        rows = list(range(len(gen))) if rows is None else list(rows)
+        if len(rewards) != len(rows):
+            raise ValueError(f"{len(rewards)} rewards for {len(rows)} completions")
+        # group advantages use this rank's N rewards (one image = one group); a group of one (the
+        # Proposer) has no spread, so it keeps the ema advantage
+        group = group_advantages(rewards) if self.config.advantage == "group" and len(rewards) > 1 else None
+        if self.config.update_mode == "sequential":
+            if self.dist.enabled:
+                raise ValueError("update_mode='sequential' runs in one process; use 'batched' with several")
+            result = UpdateResult()
+            for i, (row, r) in enumerate(zip(rows, rewards)):
+                one = self._step(gen, [row], [r], None if group is None else [group[i]])
+                for k in ("loss", "pg_loss", "kl_loss", "optimizer_steps", "skipped"):
+                    setattr(result, k, getattr(result, k) + getattr(one, k))
+                result.kl += one.kl / len(rewards)
+                result.nll += one.nll / len(rewards)
+                result.grad_norm = max(result.grad_norm, one.grad_norm)
+                result.advantages += one.advantages
+            return result
+        return self._step(gen, rows, list(rewards), group)
+
+    def _step(self, gen: Generation, rows: list[int], rewards: list[float],
+              group_adv: list[float] | None = None) -> UpdateResult:
+        """One forward/backward over ``rows`` and one AdamW step (all ranks' rows, gradients averaged)."""
+        batch = teacher_forced_batch(gen, rows)
+        ref_h = reference_hidden(self.backbone, batch)
+        with self.backbone.role(self.role) as model:
+            was = model.training
+            model.train()  # LoRA dropout, as the official update
+            try:
+                logp, kl = completion_logprobs_and_kl(model, batch, ref_h, self.config.kl_chunk_size)
+                n_tok = batch.completion_mask.sum(1).clamp(min=1.0)
+                nll = -logp.sum(1) / n_tok  # [rows]
+                kl_row = kl.sum(1) / n_tok  # [rows]
+                rank_rows = len(rows)
+                rewards_all = self.dist.gather(rewards)
+                kls_all = self.dist.gather(kl_row.detach().double().tolist())
+                # the official per-sample order over every rank's samples (rank 0's first)
+                b_all, beta_all, b_end, beta_end = sequential_chain(rewards_all, kls_all, self.baseline, self.beta,
+                                                                    self.config)
+                mine = slice(self.dist.rank * rank_rows, (self.dist.rank + 1) * rank_rows)
+                adv_mine = group_adv or [r - b for r, b in zip(rewards_all[mine], b_all[mine])]
+                adv = torch.tensor(adv_mine, dtype=nll.dtype)
+                betas = torch.tensor(beta_all[mine], dtype=nll.dtype)
+                pg_loss = (adv * nll).sum()
+                kl_loss = (betas * kl_row).sum()
+                loss = pg_loss + kl_loss
+                result = UpdateResult(loss.item(), pg_loss.item(), kl_loss.item(), float(sum(kls_all) / len(kls_all)),
+                                      nll.mean().item(), advantages=[float(a) for a in adv_mine])
+                finite = all(map(math.isfinite, list(adv_mine) + rewards_all + kls_all))
+                bad = self.dist.any(not torch.isfinite(loss).item() or not finite)
+                if bad:  # a NaN/inf loss: no step, β and b unchanged; the trainer logs it
+                    result.skipped = 1
+                    self.optimizer.zero_grad(set_to_none=True)
+                    return result
+                loss.backward()
+            finally:
+                model.train(was)
+        self.dist.average_gradients(self.params)
+        result.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip))
+        if not math.isfinite(result.grad_norm):
+            result.skipped = 1
+            self.optimizer.zero_grad(set_to_none=True)
+            return result
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.baseline, self.beta = b_end, beta_end
+        result.optimizer_steps = 1
+        return result

@@ -1,0 +1,276 @@
+"""The EvoLMM self-evolution loop (paper §3, Alg. 1; official ``src/train.py``), read top to bottom.
+
+One step: next image → Proposer question → N Solver answers → rewards → Solver update, and every
+k-th step a Proposer update. Each step appends one JSON line to ``output_dir/log.jsonl``; every
+``save_every`` steps (and at the end of :meth:`EvoLMMTrainer.train`) a checkpoint is written.
+Under ``accelerate launch`` each process takes a different image and gradients are averaged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import EvoLMMConfig
+from .images import ImagePool, load_image
+from .policy import Distributed, RoleUpdater
+from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
+                      solver_rewards)
+from .rollout import Generation, SolverSamples, propose_questions, sample_answers
+
+log = logging.getLogger("evolmm")
+
+
+class EvoLMMTrainer:
+    """Self-evolution of one backbone's Solver and Proposer adapters."""
+
+    def __init__(self, backbone, config: EvoLMMConfig, pool: ImagePool | None = None,
+                 output_dir: str | Path | None = None) -> None:
+        self.backbone, self.config = backbone, config
+        self.pool = pool if pool is not None else ImagePool(config.data_dir, config.seed)
+        self.output_dir = Path(output_dir or config.output_dir)
+        self.dist = Distributed()
+        if self.dist.enabled:  # same adapters everywhere (seeded at load), different sampling per rank
+            torch.manual_seed(config.seed + self.dist.rank)
+        self.solver = RoleUpdater(backbone, "solver", config, self.dist)
+        self.proposer = RoleUpdater(backbone, "proposer", config, self.dist)
+        self.global_step = 0
+        self.last_saved_step = -1
+        self.proposer_queue: dict | None = None  # questions drawn ahead (batched mode), see _next_question
+        self.tracker = Tracker(config.report_to, self.output_dir, config) if self.is_main else None
+
+    @property
+    def is_main(self) -> bool:
+        return self.dist.rank == 0
+
+    # -- one step -----------------------------------------------------------------------------
+    def step(self) -> dict:
+        """Run one self-evolution step and return its log record."""
+        cfg, t = self.config, {}
+        self.global_step += 1
+        step = self.global_step
+
+        t0 = time.perf_counter()
+        image, path, proposal, prop_gen, prop_row = self._next_question()
+        t["propose"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        samples = self._solve(image, proposal.question)
+        t["solve"] = time.perf_counter() - t0
+
+        r_cont = solver_rewards(samples.completions, cfg.solver_soft_gamma, cfg.len_penalty_weight,
+                                cfg.len_penalty_target_words)
+        r_disc = discrete_solver_rewards(samples.completions)
+        rewards = r_cont if cfg.reward == "continuous" else r_disc
+        entropy = answer_entropy(samples.completions)
+        r_prop = gaussian_band_pass(entropy, cfg.prop_entropy_mu, cfg.prop_entropy_sigma)
+        majority, count = majority_vote(samples.normalized)
+
+        t0 = time.perf_counter()
+        sol = self.solver.update(samples.generation, rewards)
+        t["update_solver"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        prop = self.proposer.update(prop_gen, [r_prop], [prop_row]) if step % cfg.proposer_update_freq == 0 else None
+        t["update_proposer"] = time.perf_counter() - t0
+
+        record = {
+            "step": step, "image": str(path), "question": proposal.question, "proposer_raw": proposal.raw,
+            "solver_completions": samples.completions, "solver_answers": samples.answers,
+            "solver_answers_normalized": samples.normalized, "majority_answer": majority,
+            "majority_fraction": count / len(samples.normalized), "entropy": entropy,
+            "solver_rewards_continuous": r_cont, "solver_rewards_discrete": r_disc,
+            "solver_reward_continuous": sum(r_cont) / len(r_cont), "solver_reward_discrete": sum(r_disc) / len(r_disc),
+            "solver_advantages": sol.advantages, "proposer_reward": r_prop, "proposer_updated": prop is not None,
+            "baseline_solver": self.solver.baseline, "baseline_proposer": self.proposer.baseline,
+            "beta_solver": self.solver.beta, "beta_proposer": self.proposer.beta,
+            "loss_solver": sol.loss, "pg_loss_solver": sol.pg_loss, "kl_loss_solver": sol.kl_loss,
+            "kl_solver": sol.kl, "nll_solver": sol.nll, "grad_norm_solver": sol.grad_norm,
+            "loss_proposer": prop.loss if prop else None, "kl_proposer": prop.kl if prop else None,
+            "grad_norm_proposer": prop.grad_norm if prop else None,
+            "skipped_updates": sol.skipped + (prop.skipped if prop else 0),
+            "generated_tokens": len(prop_gen.completion_ids[prop_row]) + sum(map(len, samples.generation.completion_ids)),
+            "pool_position": self.pool.position, "pool_skipped": len(self.pool.skipped),
+            **{f"seconds_{k}": v for k, v in t.items()}, "seconds_step": sum(t.values()),
+        }
+        if self.dist.enabled:
+            record["images_all_ranks"] = self.dist.gather_objects(str(path))
+        if record["skipped_updates"]:
+            log.warning("step %d: non-finite loss, %d update(s) skipped", step, record["skipped_updates"])
+        if self.is_main:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.output_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            self.tracker.log(record, step)
+        if cfg.save_every and step % cfg.save_every == 0:
+            self.save()
+        return record
+
+    def _next_question(self):
+        """(image, path, Proposal, proposer Generation, its row) for this step.
+
+        Sequential (official): one Proposer generate per step. Batched: the Proposer adapter only
+        changes every k steps, so the questions of the steps up to and including its next update are
+        drawn in ONE generate from the same adapter (same distribution, one call instead of k).
+        """
+        if self.config.update_mode == "sequential":
+            image, path = self._next_image()
+            (proposal,), gen = propose_questions(self.backbone, [image], self.config)
+            return image, path, proposal, gen, 0
+        q = self.proposer_queue
+        if q is None or q["next"] >= len(q["paths"]):
+            k = self.config.proposer_update_freq
+            remaining = -(-self.global_step // k) * k - self.global_step + 1
+            taken = [self._next_image() for _ in range(remaining)]
+            proposals, gen = propose_questions(self.backbone, [im for im, _ in taken], self.config)
+            q = self.proposer_queue = {"paths": [str(p) for _, p in taken], "proposals": proposals, "gen": gen, "next": 0}
+        j = q["next"]
+        q["next"] += 1
+        return load_image(q["paths"][j]), Path(q["paths"][j]), q["proposals"][j], q["gen"], j
+
+    def _next_image(self):
+        """This rank's image: every rank consumes ``world_size`` pool entries per step, keeps its own."""
+        taken = [self.pool.next() for _ in range(self.dist.world_size)]
+        return taken[self.dist.rank]
+
+    def _solve(self, image, question: str) -> SolverSamples:
+        """N answers: one batched generate, or N single generates (sequential, as official)."""
+        if self.config.update_mode == "batched":
+            return sample_answers(self.backbone, image, question, self.config)
+        parts = [sample_answers(self.backbone, image, question, self.config, num_samples=1)
+                 for _ in range(self.config.num_solver_samples)]
+        gen = concat_generations([p.generation for p in parts])
+        return SolverSamples(question, [c for p in parts for c in p.completions], [a for p in parts for a in p.answers],
+                             [n for p in parts for n in p.normalized], gen)
+
+    # -- the run ------------------------------------------------------------------------------
+    def train(self, steps: int | None = None) -> list[dict]:
+        """Run until ``steps`` (default ``config.total_steps``) steps are done in total; checkpoint at the end."""
+        from tqdm.auto import tqdm
+
+        target = steps or self.config.total_steps
+        records = []
+        bar = tqdm(total=target, initial=self.global_step, desc="EvoLMM", disable=not self.is_main)
+        while self.global_step < target:
+            rec = self.step()
+            records.append(rec)
+            bar.update(1)
+            bar.set_postfix(r_sol=f"{rec['solver_reward_continuous']:.2f}", H=f"{rec['entropy']:.2f}",
+                            kl=f"{rec['kl_solver']:.1e}")
+        bar.close()
+        if self.last_saved_step != self.global_step:
+            self.save()
+        if self.tracker:
+            self.tracker.close()
+        return records
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        return {"step": self.global_step, "solver": self.solver.state_dict(), "proposer": self.proposer.state_dict(),
+                "rng": ckpt.rng_state(), "pool": {"position": self.pool.position, "skipped": dict(self.pool.skipped)},
+                "proposer_queue": self.proposer_queue,
+                "config": self.config.to_dict()}
+
+    def save(self) -> Path | None:
+        """Write ``checkpoint-<step>`` (rank 0; all ranks wait for it)."""
+        path = None
+        if self.is_main:
+            path = ckpt.save_checkpoint(self.output_dir, self.global_step, self.backbone, self.state_dict(),
+                                        self.config.max_checkpoints)
+        self.dist.barrier()
+        self.last_saved_step = self.global_step
+        return path
+
+    def resume(self, checkpoint: str | Path | None = None) -> bool:
+        """Load the newest complete checkpoint (or ``checkpoint``); False when there is none."""
+        checkpoint = checkpoint or ckpt.latest_checkpoint(self.output_dir)
+        if checkpoint is None:
+            return False
+        state = ckpt.load_state(checkpoint)
+        ckpt.restore_weights(self.backbone, checkpoint)
+        self.solver.load_state_dict(state["solver"])
+        self.proposer.load_state_dict(state["proposer"])
+        self.pool.position = state["pool"]["position"]
+        self.pool.skipped = dict(state["pool"]["skipped"])
+        self.proposer_queue = state.get("proposer_queue")
+        self.global_step = self.last_saved_step = state["step"]
+        ckpt.set_rng_state(state["rng"])
+        if self.dist.enabled:
+            torch.manual_seed(self.config.seed + 1000 * self.global_step + self.dist.rank)
+        _truncate_log(self.output_dir / "log.jsonl", self.global_step)
+        log.info("resumed from %s (step %d)", checkpoint, self.global_step)
+        return True
+
+
+def concat_generations(gens: list[Generation]) -> Generation:
+    """Stack single-row generations of the SAME prompt and image into one (identical prompt shapes)."""
+    keys = gens[0].prompt_inputs.keys()
+    inputs = {k: torch.cat([g.prompt_inputs[k] for g in gens], dim=0) for k in keys}
+    return Generation([t for g in gens for t in g.texts], [c for g in gens for c in g.completion_ids], inputs,
+                      [p for g in gens for p in g.prompts])
+
+
+def _truncate_log(path: Path, step: int) -> None:
+    """Drop log lines past ``step`` (written by a run killed after its last checkpoint)."""
+    if not path.is_file():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+class Tracker:
+    """Optional experiment tracker (``report_to``): none, tensorboard, trackio or wandb; scalars only."""
+
+    def __init__(self, kind: str, output_dir: Path, config: EvoLMMConfig) -> None:
+        self.kind, self.run = kind, None
+        if kind == "tensorboard":
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ImportError("report_to='tensorboard' needs: pip install tensorboard") from e
+            self.run = SummaryWriter(str(output_dir / "tensorboard"))
+        elif kind in ("wandb", "trackio"):
+            try:
+                mod = __import__(kind)
+            except ImportError as e:
+                raise ImportError(f"report_to={kind!r} needs: pip install {kind}") from e
+            self.run = mod.init(project="evolmm", config=config.to_dict())
+            self.mod = mod
+
+    def log(self, record: dict, step: int) -> None:
+        if self.run is None:
+            return
+        scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if self.kind == "tensorboard":
+            for k, v in scalars.items():
+                self.run.add_scalar(k, v, step)
+        else:
+            self.mod.log(scalars, step=step)
+
+    def close(self) -> None:
+        if self.run is not None and hasattr(self.run, "close"):
+            self.run.close()
+        elif self.run is not None and hasattr(self.run, "finish"):
+            self.run.finish()
+
+
+def train(config: EvoLMMConfig, backbone=None, resume: bool = False) -> EvoLMMTrainer:
+    """Load the backbone (unless given), resume if asked, run to ``config.total_steps``."""
+    from .backbone import load_backbone
+
+    out = Path(config.output_dir)
+    if not resume and ckpt.latest_checkpoint(out) is not None:
+        raise FileExistsError(f"{out} already holds checkpoints: pass resume=True (--resume) or another output_dir")
+    backbone = backbone or load_backbone(config=config)
+    trainer = EvoLMMTrainer(backbone, config, output_dir=out)
+    if not (resume and trainer.resume()):
+        (out / "log.jsonl").unlink(missing_ok=True)
+    if trainer.is_main:
+        config.save_yaml(out / "config.yaml")
+    trainer.train()
+    return trainer

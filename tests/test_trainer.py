@@ -1,0 +1,121 @@
+"""The training loop: log records, proposer cadence, reward switch, bad images, CLI with resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, make_images
+from evolmm_lib.config import EvoLMMConfig
+from evolmm_lib.images import ImageError, ImagePool
+from evolmm_lib.trainer import EvoLMMTrainer
+
+FIELDS = ("step", "image", "question", "proposer_raw", "solver_completions", "solver_answers",
+          "solver_answers_normalized", "majority_answer", "majority_fraction", "entropy",
+          "solver_rewards_continuous", "solver_rewards_discrete", "proposer_reward", "baseline_solver",
+          "baseline_proposer", "beta_solver", "beta_proposer", "loss_solver", "loss_proposer", "kl_solver",
+          "kl_proposer", "seconds_propose", "seconds_solve", "seconds_update_solver", "seconds_update_proposer",
+          "skipped_updates")
+
+
+def cfg_for(tmp_path: Path, **kw) -> EvoLMMConfig:
+    if not (tmp_path / "images").is_dir():
+        make_images(tmp_path / "images", 3)
+    base = dict(data_dir=str(tmp_path / "images"), output_dir=str(tmp_path / "run"), num_solver_samples=3,
+                max_new_tokens_solver=8, max_new_tokens_proposer=8, proposer_update_freq=2, save_every=0,
+                total_steps=3)
+    return EvoLMMConfig(**{**base, **kw})
+
+
+def test_step_records_and_log(tmp_path, tiny_backbone, monkeypatch):
+    import evolmm_lib.trainer as trainer_mod
+
+    calls = []
+    real = trainer_mod.propose_questions
+    monkeypatch.setattr(trainer_mod, "propose_questions", lambda bb, ims, c: calls.append(len(ims)) or real(bb, ims, c))
+    cfg = cfg_for(tmp_path)
+    tr = EvoLMMTrainer(tiny_backbone, cfg)
+    recs = tr.train()
+    # k=2: the Proposer only changes every 2 steps, so steps (1,2) and (3,4) each share one generate
+    assert calls == [2, 2]
+    assert [r["step"] for r in recs] == [1, 2, 3]
+    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert lines == json.loads(json.dumps(recs))
+    for r in recs:
+        assert set(FIELDS) <= set(r)
+        assert len(r["solver_completions"]) == len(r["solver_rewards_continuous"]) == 3
+        assert r["solver_answers_normalized"].count(r["majority_answer"]) / 3 == pytest.approx(r["majority_fraction"])
+        assert Path(r["image"]).parent == tmp_path / "images"
+    assert [r["proposer_updated"] for r in recs] == [False, True, False]
+    assert recs[1]["loss_proposer"] is not None and recs[0]["loss_proposer"] is None
+    assert recs[0]["beta_proposer"] == cfg.kl_coef != recs[1]["beta_proposer"]
+    assert len({r["image"] for r in recs}) == 3  # three different images from the pool
+    assert (tmp_path / "run" / "checkpoint-3" / "solver" / "adapter_config.json").is_file()
+
+
+def test_discrete_reward_and_sequential_mode(tmp_path, tiny_backbone):
+    cfg = cfg_for(tmp_path, reward="discrete", update_mode="sequential", num_solver_samples=2, total_steps=1)
+    rec = EvoLMMTrainer(tiny_backbone, cfg).step()
+    r = rec["solver_rewards_discrete"]
+    # the solver trained on the discrete rewards: its baseline is the official EMA of them
+    assert rec["baseline_solver"] == pytest.approx(0.9 * 0.1 * r[0] + 0.1 * r[1])
+    assert len(rec["solver_completions"]) == 2
+
+
+def test_bad_images_are_skipped_and_counted(tmp_path, tiny_backbone):
+    d = tmp_path / "images"
+    make_images(d, 2)
+    (d / "empty.png").write_bytes(b"")
+    (d / "junk.jpg").write_text("not an image")
+    cfg = cfg_for(tmp_path, total_steps=4)
+    tr = EvoLMMTrainer(tiny_backbone, cfg, pool=ImagePool(str(d), 0))
+    recs = [tr.step() for _ in range(3)]
+    assert recs[-1]["pool_skipped"] == 2
+    assert all(r["image"].endswith(".png") and "empty" not in r["image"] for r in recs)
+
+
+def test_empty_or_all_bad_folder_is_one_clear_error(tmp_path, tiny_backbone):
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ImageError, match="no images"):
+        EvoLMMTrainer(tiny_backbone, cfg_for(tmp_path, data_dir=str(tmp_path / "none")))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "a.png").write_bytes(b"")
+    tr = EvoLMMTrainer(tiny_backbone, cfg_for(tmp_path, data_dir=str(bad)))
+    with pytest.raises(ImageError, match="unreadable"):
+        tr.step()
+
+
+def _cli(*args):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "evolmm_lib", "train", *args], env=env, capture_output=True,
+                          text=True, timeout=600, cwd=str(REPO))
+
+
+@pytest.mark.slow
+def test_cli_train_then_resume(tmp_path):
+    make_images(tmp_path / "images", 3)
+    conf = tmp_path / "c.yaml"
+    EvoLMMConfig(num_solver_samples=2, max_new_tokens_solver=6, max_new_tokens_proposer=6, save_every=2,
+                 data_dir=str(tmp_path / "images")).save_yaml(conf)
+    out = tmp_path / "DIR"
+    r = _cli("--model", "tiny", "--steps", "2", "--output-dir", str(out), "--config", str(conf),
+             "--set", "proposer_update_freq=1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (out / "checkpoint-2" / "solver" / "adapter_config.json").is_file()
+    assert (out / "checkpoint-2" / "proposer" / "adapter_config.json").is_file()
+    assert len((out / "log.jsonl").read_text().splitlines()) == 2
+    r = _cli("--model", "tiny", "--steps", "3", "--output-dir", str(out), "--config", str(conf))
+    assert r.returncode == 2 and "--resume" in r.stderr
+    r = _cli("--model", "tiny", "--steps", "3", "--output-dir", str(out), "--config", str(conf), "--resume")
+    assert r.returncode == 0, r.stderr[-2000:]
+    steps = [json.loads(x)["step"] for x in (out / "log.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3]
+    assert (out / "checkpoint-3").is_dir()
+    r = _cli("--model", "tiny", "--steps", "1", "--output-dir", str(tmp_path / "x"), "--set", "reward=bogus")
+    assert r.returncode == 2 and "reward" in r.stderr
