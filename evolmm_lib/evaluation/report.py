@@ -1,0 +1,68 @@
+"""Tables and a plot for notebook 05: the kit's scores beside the paper's (``papers/evolmm_results.csv``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from .datasets import REPO
+
+PAPER_RESULTS = REPO / "papers" / "evolmm_results.csv"
+"""Columns ``model,method,benchmark,score,source,note`` (methods: baseline, discrete, continuous, qlora, full)."""
+
+
+def newest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
+    """The ``run_dir/train/checkpoint-<step>`` with the largest step holding solver/ and proposer/ adapters."""
+    found = []
+    for p in Path(run_dir).glob("train/checkpoint-*"):
+        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
+        if m and all((p / r / "adapter_config.json").is_file() for r in ("solver", "proposer")):
+            found.append((int(m.group(1)), p))
+    return max(found)[1] if found else None
+
+
+def paper_table(path: str | os.PathLike = PAPER_RESULTS, model: str = "Qwen2.5-VL-7B") -> pd.DataFrame | None:
+    """Benchmark × (baseline, discrete, continuous) for ``model``, with the continuous − baseline delta."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    df = pd.read_csv(path)
+    df = df[(df["model"] == model) & df["method"].isin(["baseline", "discrete", "continuous"])]
+    table = df.pivot_table(index="benchmark", columns="method", values="score", aggfunc="first")
+    table = table.reindex(columns=[c for c in ("baseline", "discrete", "continuous") if c in table.columns])
+    if {"baseline", "continuous"} <= set(table.columns):
+        table["paper Δ"] = (table["continuous"] - table["baseline"]).round(2)
+    return table
+
+
+def kit_table(summaries: list[dict]) -> pd.DataFrame:
+    """Benchmark × role (base, solver) scores from :func:`~evolmm_lib.evaluation.runner.evaluate` summaries."""
+    df = pd.DataFrame(summaries)
+    table = df.pivot_table(index="benchmark", columns="role", values="score", aggfunc="first")
+    table.columns = [f"kit {c}" for c in table.columns]
+    if {"kit base", "kit solver"} <= set(table.columns):
+        table["kit Δ"] = (table["kit solver"] - table["kit base"]).round(2)
+    table["n"] = df.groupby("benchmark")["n"].max()
+    return table
+
+
+def side_by_side(summaries: list[dict], paper: pd.DataFrame | None) -> pd.DataFrame:
+    kit = kit_table(summaries)
+    return kit if paper is None else kit.join(paper, how="outer")
+
+
+def plot_deltas(table: pd.DataFrame, ax=None):
+    """Bars of the EvoLMM gain over the base model: paper (7B) and the kit's run, per benchmark."""
+    import matplotlib.pyplot as plt
+
+    cols = [c for c in ("paper Δ", "kit Δ") if c in table.columns]
+    ax = ax or plt.subplots(figsize=(8, 3.5))[1]
+    if cols:
+        table[cols].plot.bar(ax=ax)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_ylabel("accuracy gain (points)")
+    ax.set_title("EvoLMM − base model")
+    return ax

@@ -1,0 +1,34 @@
+"""ScienceQA-IMG (lmms-eval task ``scienceqa_img``): option letter, LLaVA-style exact match."""
+
+from __future__ import annotations
+
+HUB = {"path": "lmms-lab/ScienceQA", "name": "ScienceQA-IMG", "split": "test"}
+FIELDS = ("question", "choices", "answer")
+MAX_NEW_TOKENS = 16
+
+
+def build_prompt(doc: dict) -> str:
+    choices = "\n".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(doc["choices"]))
+    context = f"Context: {doc['hint']}\n" if doc.get("hint") else ""
+    return f"{context}{doc['question']}\n{choices}\nAnswer with the option's letter from the given choices directly."
+
+
+def target(doc: dict) -> str:
+    return chr(65 + int(doc["answer"]))
+
+
+def extract(doc: dict, response: str, judge=None) -> str:
+    pred = str(response).strip()
+    if len(pred) >= 2 and pred[0].isupper() and pred[1] == ".":
+        return pred[0]
+    return pred
+
+
+def score(doc: dict, response: str, judge=None) -> float:
+    gold = target(doc).strip().lower()
+    pred = str(response).strip()
+    if pred.lower() == gold:
+        return 1.0
+    if len(pred) >= 2 and pred[0].isupper() and pred[1] == ".":
+        return 1.0 if pred[0].lower() == gold else 0.0
+    return 0.0
