@@ -1,0 +1,51 @@
+"""``python -m evolmm_lib miniature --seeds 3 --output-dir DIR``: the CPU miniature reproduction study."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from pathlib import Path
+
+from .study import ARMS, DEFAULT_RL, StudySettings, merge_results, run_study, table
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seeds", type=int, default=3, help="number of seeds per arm (first-seed, first-seed + 1, ...)")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--merge", nargs="+", metavar="DIR",
+                   help="instead of running: join the results.json of studies run on disjoint seeds")
+    p.add_argument("--output-dir", default="runs/miniature", help="where results.json and the plots go")
+    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--variant", default="direct", choices=("direct", "reasoning"))
+    p.add_argument("--steps", type=int, default=StudySettings.steps, help="self-evolution steps per run")
+    p.add_argument("--eval-every", type=int, default=StudySettings.eval_every)
+    p.add_argument("--n-test", type=int, default=StudySettings.n_test)
+    p.add_argument("--n-validation", type=int, default=StudySettings.n_validation)
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help=f"trainer config overrides on top of {json.dumps(DEFAULT_RL)}")
+
+
+def settings_from_args(args: argparse.Namespace) -> StudySettings:
+    import yaml
+
+    rl = dict(DEFAULT_RL)
+    for pair in args.set:
+        key, _, raw = pair.partition("=")
+        rl[key.strip()] = yaml.safe_load(raw)
+    return StudySettings(variant=args.variant, seeds=list(range(args.first_seed, args.first_seed + args.seeds)), arms=list(args.arms), steps=args.steps,
+                         eval_every=args.eval_every, n_test=args.n_test, n_validation=args.n_validation, rl=rl)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.merge:
+        parts = [json.loads((Path(d) / "results.json").read_text()) for d in args.merge]
+        results = merge_results(parts, args.output_dir)
+    else:
+        results = run_study(settings_from_args(args), args.output_dir)
+    for row in table(results):
+        print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
+    print(json.dumps(results["targets"], indent=1))
+    print(f"results: {args.output_dir}/results.json ({results['time']['wall_s']} s wall, "
+          f"{results['time']['cpu_s']} s CPU)")
+    return 0

@@ -1,0 +1,116 @@
+"""Figures of the miniature study, drawn from ``results.json`` alone (matplotlib, Agg-safe)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+COLOURS = {"continuous": "tab:blue", "discrete": "tab:orange", "none": "tab:gray"}
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(results: dict, path: Path, metric: str = "sampled_accuracy") -> Path:
+    """Validation ``metric`` over self-evolution steps, one thin line per seed, thick = mean."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for arm, r in results["arms"].items():
+        curves = r["curves"]
+        for c in curves:
+            ax.plot([p["step"] for p in c], [p.get(metric, float("nan")) for p in c], color=COLOURS.get(arm),
+                    alpha=0.3, lw=1)
+        steps = [p["step"] for p in curves[0]]
+        if all(len(c) == len(steps) for c in curves):
+            mean = [sum(c[i].get(metric, float("nan")) for c in curves) / len(curves) for i in range(len(steps))]
+            ax.plot(steps, mean, color=COLOURS.get(arm), lw=2.5, label=arm)
+    ax.set_xlabel("self-evolution step")
+    ax.set_ylabel(f"validation {metric.replace('_', ' ')}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_test_bars(results: dict, path: Path) -> Path:
+    """Held-out test metrics after self-evolution, mean over seeds, per arm."""
+    plt = _plt()
+    metrics = ["sampled_accuracy", "majority_accuracy", "greedy_accuracy", "agreement", "constant_answer_rate"]
+    arms = list(results["arms"])
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(arms)
+    for j, arm in enumerate(arms):
+        after = results["arms"][arm]["after_metrics"]
+        vals = [sum(m.get(k, 0.0) for m in after) / len(after) for k in metrics]
+        ax.bar([i + j * width for i in range(len(metrics))], vals, width, label=arm, color=COLOURS.get(arm))
+    ax.axhline(results["world"]["test_most_frequent_answer_rate"], color="k", ls=":", lw=1,
+               label="most frequent true answer")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(metrics))])
+    ax.set_xticklabels([m.replace("_", "\n") for m in metrics], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("held-out test, after self-evolution (mean over seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_entropy(results: dict, path: Path) -> Path:
+    """Answer-entropy distribution of the Solver on the Proposer's questions, early vs late (curriculum)."""
+    plt = _plt()
+    trained = [a for a, r in results["arms"].items() if any(d for d in r["dynamics"])]
+    fig, axes = plt.subplots(1, max(1, len(trained)), figsize=(5 * max(1, len(trained)), 3.5), squeeze=False)
+    for ax, arm in zip(axes[0], trained):
+        for phase, colour in (("early", "tab:red"), ("late", "tab:green")):
+            ent = [e for d in results["arms"][arm]["dynamics"] if d for e in d[phase]["entropy"]]
+            ax.hist(ent, bins=12, range=(0, 1.7), alpha=0.5, color=colour, label=f"{phase} ({len(ent)})")
+        ax.set_title(f"{arm}: answer entropy H")
+        ax.set_xlabel("H (nats)")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_questions(results: dict, path: Path) -> Path:
+    """The Proposer's question templates, early vs late (all trained arms and seeds pooled)."""
+    plt = _plt()
+    early, late = {}, {}
+    for r in results["arms"].values():
+        for d in r["dynamics"]:
+            if not d:
+                continue
+            for k, v in d["early"]["questions"].items():
+                early[k] = early.get(k, 0) + v
+            for k, v in d["late"]["questions"].items():
+                late[k] = late.get(k, 0) + v
+    keys = sorted(set(early) | set(late))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ne, nl = max(1, sum(early.values())), max(1, sum(late.values()))
+    ax.bar([i - 0.2 for i in range(len(keys))], [early.get(k, 0) / ne for k in keys], 0.4, label="early")
+    ax.bar([i + 0.2 for i in range(len(keys))], [late.get(k, 0) / nl for k in keys], 0.4, label="late")
+    ax.set_xticks(range(len(keys)))
+    ax.set_xticklabels(keys, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("share of proposed questions")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_all(results: dict, output_dir: str | Path) -> list[Path]:
+    out = Path(output_dir)
+    return [plot_curves(results, out / "validation_curves.png"),
+            plot_test_bars(results, out / "test_metrics.png"),
+            plot_entropy(results, out / "entropy_early_late.png"),
+            plot_questions(results, out / "proposer_questions.png")]

@@ -1,0 +1,251 @@
+"""The miniature study: from one warm start, self-evolve with the kit's trainer under three arms.
+
+Arms: ``continuous`` (EvoLMM's p(a)^γ reward), ``discrete`` (majority reward), ``none`` (no
+self-evolution: the warm start itself). Each trained arm runs :class:`evolmm_lib.trainer.EvoLMMTrainer`
+on the world's unlabelled pool for ``steps`` steps per seed; the Solver is scored on the labelled
+validation split every ``eval_every`` steps and on the held-out test split before and after.
+Hyperparameters (``rl``) are chosen on validation only. :func:`run_study` writes ``results.json``
+and the plots into ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..config import EvoLMMConfig
+from .metrics import evaluate, without_items
+from .warmstart import WarmStartRecipe, ensure_warmstart, warmstart_info
+from .world import World, check_pool_disjoint, make_world, parse_world_question
+
+ARMS = ("continuous", "discrete", "none")
+
+DEFAULT_RL = {
+    "update": "full", "lr": 1e-5, "kl_coef": 0.05, "kl_max": 1.0, "kl_target": 0.02,
+    "num_solver_samples": 5, "max_new_tokens_solver": 10, "max_new_tokens_proposer": 20,
+    "proposer_update_freq": 5, "advantage": "ema", "save_every": 0,
+}
+"""Config overrides of the self-evolution, chosen on the validation split (see the README section: every
+larger step size tried lowered validation accuracy; β is clipped at kl_max, the official 1e2 runs away)."""
+
+
+@dataclass
+class StudySettings:
+    """What one study runs. The CI setting is ``StudySettings(seeds=[0], steps=40, ...)``."""
+
+    variant: str = "direct"
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    arms: list[str] = field(default_factory=lambda: list(ARMS))
+    steps: int = 200
+    eval_every: int = 100
+    world_seed: int = 0
+    n_validation: int = 200
+    n_test: int = 500
+    n_pool: int = 1000
+    warmstart: dict = field(default_factory=dict)
+    """Overrides of :class:`WarmStartRecipe` fields (the default recipe is the kit's)."""
+    rl: dict = field(default_factory=lambda: dict(DEFAULT_RL))
+    eval_samples: int = 5
+
+    def __post_init__(self) -> None:
+        if self.variant == "reasoning" and self.rl.get("max_new_tokens_solver", 10) <= 10:
+            self.rl = {**self.rl, "max_new_tokens_solver": 64}  # "red square, blue circle, ... <answer>2</answer>"
+
+    def recipe(self) -> WarmStartRecipe:
+        return WarmStartRecipe(**{"variant": self.variant, "world_seed": self.world_seed, **self.warmstart})
+
+    def max_tokens(self) -> int:
+        return self.rl.get("max_new_tokens_solver", 10)
+
+
+def _clock() -> tuple[float, float]:
+    return time.time(), time.process_time()
+
+
+def _since(t: tuple[float, float]) -> dict:
+    return {"wall_s": round(time.time() - t[0], 1), "cpu_s": round(time.process_time() - t[1], 1)}
+
+
+def _eval(backbone, items, settings: StudySettings, seed: int) -> dict:
+    return evaluate(backbone, items, num_samples=settings.eval_samples, max_new_tokens=settings.max_tokens(),
+                    seed=seed)
+
+
+def _template(question: str) -> str:
+    f = parse_world_question(question)
+    if f is None:
+        return "other"
+    colour, shape = f
+    return " ".join(x for x in (colour or "any-colour", shape or "any-shape"))
+
+
+def _log_value(log: dict, *keys, default=None):
+    for k in keys:
+        if k in log:
+            return log[k]
+    return default
+
+
+def run_arm(warm_path: Path, world: World, pool_dir: Path, arm: str, seed: int, settings: StudySettings,
+            run_dir: Path) -> dict:
+    """Self-evolve one arm from the warm start; validation curve, step logs and the trained backbone."""
+    from ..backbone import load_backbone
+    from ..images import ImagePool
+    from ..trainer import EvoLMMTrainer
+
+    cfg = EvoLMMConfig(model=str(warm_path), data_dir=str(pool_dir), output_dir=str(run_dir), seed=seed,
+                       total_steps=settings.steps, reward=arm if arm != "none" else "continuous",
+                       **settings.rl)
+    torch.manual_seed(seed)
+    backbone = load_backbone(config=cfg)
+    trainer = EvoLMMTrainer(backbone, cfg, pool=ImagePool(str(pool_dir), seed), output_dir=str(run_dir))
+    t = _clock()
+    curve, logs = [], []
+    for step in range(1, settings.steps + 1):
+        logs.append(trainer.step())
+        if step % settings.eval_every == 0 or step == settings.steps:
+            m = without_items(_eval(backbone, world.validation, settings, seed=1000 + seed))
+            curve.append({"step": step, **m})
+            print(f"[miniature] {arm} seed {seed} step {step}: val sampled {m['sampled_accuracy']:.3f} "
+                  f"greedy {m.get('greedy_accuracy', float('nan')):.3f} const {m['constant_answer_rate']:.2f}",
+                  flush=True)
+    return {"backbone": backbone, "curve": curve, "logs": logs, "time": _since(t)}
+
+
+def _summarise_logs(logs: list[dict]) -> dict:
+    """Answer entropy and Proposer question templates, first vs last quarter of the run."""
+    q = max(1, len(logs) // 4)
+    out = {}
+    for name, part in (("early", logs[:q]), ("late", logs[-q:])):
+        ent = [_log_value(l, "entropy", "answer_entropy", "solver_entropy") for l in part]
+        qs = [_log_value(l, "question", default="") for l in part]
+        out[name] = {"entropy": [e for e in ent if e is not None],
+                     "questions": dict(Counter(_template(x) for x in qs if isinstance(x, str)))}
+    return out
+
+
+def _scalar_logs(logs: list[dict]) -> list[dict]:
+    return [{k: v for k, v in l.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
+            for l in logs]
+
+
+def run_study(settings: StudySettings, output_dir: str | Path) -> dict:
+    """Run every arm × seed; write ``results.json`` and the plots into ``output_dir``."""
+    from ..backbone import load_backbone
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t_all = _clock()
+    world = make_world(settings.world_seed, n_validation=settings.n_validation, n_test=settings.n_test,
+                       n_pool=settings.n_pool)
+    pool_dir = world.write_pool(out / "pool")
+    disjoint = check_pool_disjoint(world, pool_dir)
+    if disjoint["overlap"]:
+        raise RuntimeError(f"{len(disjoint['overlap'])} test images are in the pool")
+    t = _clock()
+    warm_path = ensure_warmstart(settings.recipe())
+    warm_time = _since(t)
+    results: dict = {"settings": dataclasses.asdict(settings), "world": world.summary(),
+                     "pool_check": {**disjoint, "overlap": len(disjoint["overlap"])},
+                     "warmstart": {k: v for k, v in warmstart_info(warm_path).items() if k != "losses"},
+                     "warmstart_time_this_run": warm_time, "arms": {}}
+    warm = load_backbone(config=EvoLMMConfig(model=str(warm_path), update="full"))
+    before, before_val = {}, {}
+    for seed in settings.seeds:
+        before[seed] = without_items(_eval(warm, world.test, settings, seed=seed))
+        before_val[seed] = without_items(_eval(warm, world.validation, settings, seed=1000 + seed))
+    for arm in settings.arms:
+        rows = {"before": [], "after": [], "before_metrics": [], "after_metrics": [], "curves": [],
+                "dynamics": [], "time": [], "logs": []}
+        for seed in settings.seeds:
+            if arm == "none":
+                after = without_items(_eval(warm, world.test, settings, seed=2000 + seed))
+                curve = [{"step": 0, **before_val[seed]}, {"step": settings.steps, **before_val[seed]}]
+                dyn, timing, logs = {}, {"wall_s": 0.0, "cpu_s": 0.0}, []
+            else:
+                run = run_arm(warm_path, world, pool_dir, arm, seed, settings, out / "runs" / f"{arm}-{seed}")
+                after = without_items(_eval(run["backbone"], world.test, settings, seed=2000 + seed))
+                curve = [{"step": 0, **before_val[seed]}] + run["curve"]
+                dyn, timing, logs = _summarise_logs(run["logs"]), run["time"], _scalar_logs(run["logs"])
+                del run
+            rows["before"].append(before[seed]["sampled_accuracy"])
+            rows["after"].append(after["sampled_accuracy"])
+            rows["before_metrics"].append(before[seed])
+            rows["after_metrics"].append(after)
+            rows["curves"].append(curve)
+            rows["dynamics"].append(dyn)
+            rows["time"].append(timing)
+            rows["logs"].append(logs)
+        results["arms"][arm] = rows
+    results["targets"] = targets(results)
+    results["time"] = _since(t_all)
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    from .plots import plot_all
+
+    results["plots"] = [str(p) for p in plot_all(results, out)]
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def merge_results(parts: list[dict], output_dir: str | Path) -> dict:
+    """Join studies run on disjoint seeds (e.g. in parallel processes) into one ``results.json`` + plots."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    merged = json.loads(json.dumps(parts[0]))
+    merged["settings"]["seeds"] = [s for p in parts for s in p["settings"]["seeds"]]
+    for arm in merged["arms"]:
+        for key in merged["arms"][arm]:
+            merged["arms"][arm][key] = [x for p in parts for x in p["arms"][arm][key]]
+    merged["time"] = {k: round(sum(p["time"][k] for p in parts), 1) for k in ("wall_s", "cpu_s")}
+    merged["time"]["note"] = f"summed over {len(parts)} processes"
+    merged["targets"] = targets(merged)
+    from .plots import plot_all
+
+    merged["plots"] = [str(p) for p in plot_all(merged, out)]
+    (out / "results.json").write_text(json.dumps(merged, indent=1))
+    return merged
+
+
+def _mean(xs) -> float:
+    xs = list(xs)
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def table(results: dict) -> list[dict]:
+    """One row per arm: means over seeds of the held-out test metrics after self-evolution."""
+    rows = []
+    for arm, r in results["arms"].items():
+        after = r["after_metrics"]
+        rows.append({
+            "arm": arm, "seeds": len(after),
+            "sampled_before": _mean(r["before"]), "sampled_after": _mean(r["after"]),
+            "majority_after": _mean(m["majority_accuracy"] for m in after),
+            "greedy_after": _mean(m.get("greedy_accuracy", float("nan")) for m in after),
+            "agreement_after": _mean(m["agreement"] for m in after),
+            "constant_rate_max": max(m["constant_answer_rate"] for m in after),
+        })
+    return rows
+
+
+def targets(results: dict) -> dict:
+    """The study's targets, measured: continuous ≥ none + 5 points, no collapse, greedy ≥ none + 2."""
+    arms = {row["arm"]: row for row in table(results)}
+    limit = results["world"]["test_most_frequent_answer_rate"] + 0.05
+    out = {"collapse_limit": limit}
+    collapsed = {a: sum(m["constant_answer_rate"] > limit for m in r["after_metrics"])
+                 for a, r in results["arms"].items()}
+    out["collapsed_seeds"] = collapsed
+    if "continuous" in arms and "none" in arms:
+        gain = arms["continuous"]["sampled_after"] - arms["none"]["sampled_after"]
+        out["continuous_minus_none_sampled"] = gain
+        out["sampled_target_met"] = gain >= 0.05 and collapsed["continuous"] == 0
+        out["continuous_minus_none_greedy"] = arms["continuous"]["greedy_after"] - arms["none"]["greedy_after"]
+    if "continuous" in arms and "discrete" in arms:
+        out["continuous_minus_discrete_sampled"] = arms["continuous"]["sampled_after"] - arms["discrete"]["sampled_after"]
+    return out

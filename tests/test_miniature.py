@@ -1,0 +1,245 @@
+"""Miniature reproduction: world ground truth and splits, warm start, metrics, study, CLI and notebook 06."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from evolmm_lib.miniature import world as W
+from evolmm_lib.miniature.metrics import summarize
+
+TINY_RECIPE = {"perception_steps": 3, "steps": 3, "batch_size": 4, "warmup": 1}
+"""A warm start of a few steps: enough to exercise the recipe end to end in seconds."""
+
+
+# --- world -------------------------------------------------------------------------------
+
+def _pixels_count(item: W.Item) -> int:
+    """Recount matching objects from the pixels: each cell's colour, and square vs circle by fill ratio."""
+    im = item.image
+    n = 0
+    for cell in range(W.GRID * W.GRID):
+        x, y = (cell % W.GRID) * W.CELL, (cell // W.GRID) * W.CELL
+        centre = im.getpixel((x + W.CELL // 2, y + W.CELL // 2))
+        colour = next((c for c, rgb in W.COLOURS.items() if rgb == centre), None)
+        if colour is None:
+            continue
+        filled = [(i, j) for i in range(W.CELL) for j in range(W.CELL) if im.getpixel((x + i, y + j)) == centre]
+        box = (max(i for i, _ in filled) - min(i for i, _ in filled) + 1) ** 2
+        shape = "square" if len(filled) / box > 0.9 else "circle"  # a disc fills ~π/4 of its box
+        n += (item.colour in (None, colour)) and (item.shape in (None, shape))
+    return n
+
+
+def test_ground_truth_matches_the_pixels():
+    rng = random.Random(5)
+    for _ in range(200):
+        it = W.sample_item(rng)
+        assert it.answer == W.count(it.objects, it.colour, it.shape) == _pixels_count(it)
+        assert W.parse_world_question(it.question) == (it.colour, it.shape)
+
+
+def test_world_is_seeded_and_splits_are_prefix_stable():
+    a = W.make_world(3, n_warmstart=20, n_validation=10, n_test=30, n_pool=10)
+    b = W.make_world(3, n_warmstart=20, n_validation=10, n_test=30, n_pool=10)
+    small = W.make_world(3, n_warmstart=5, n_validation=4, n_test=12, n_pool=3)
+    c = W.make_world(4, n_warmstart=20, n_validation=10, n_test=30, n_pool=10)
+    h = lambda items: [W.pixel_sha256(it.image) for it in items]  # noqa: E731
+    assert h(a.test) == h(b.test) and a.pool == b.pool
+    assert h(small.test) == h(a.test)[:12] and h(small.validation) == h(a.validation)[:4]
+    assert h(c.test) != h(a.test)
+
+
+def test_answers_are_balanced():
+    world = W.make_world(0, n_warmstart=0, n_validation=0, n_test=500, n_pool=0)
+    rates = world.answer_rates("test")
+    assert set(rates) == {str(i) for i in range(7)}
+    assert max(rates.values()) <= 0.20
+    assert len(Counter(it.question for it in world.test)) == len(W.all_questions()) == 15
+
+
+def test_targets_of_both_variants():
+    it = W.Item([W.Obj(5, "red", "square", 4), W.Obj(1, "red", "circle", 4), W.Obj(2, "blue", "circle", 3)],
+                "red", None, 2, W.question_text("red", None))
+    assert it.target("direct") == "<answer>2</answer>"
+    assert it.target("reasoning") == "red circle, red square <answer>2</answer>"
+    assert W.Item([], "red", "circle", 0).target("reasoning") == "none <answer>0</answer>"
+
+
+def test_pool_never_holds_a_test_image_and_the_check_catches_one(tmp_path):
+    world = W.make_world(0, n_warmstart=0, n_validation=20, n_test=100, n_pool=200)
+    pool = world.write_pool(tmp_path / "pool")
+    check = W.check_pool_disjoint(world, pool)
+    assert check["pool_files"] == 200 and check["test_images"] <= 100 and check["overlap"] == []
+    world.test[7].image.save(pool / "leaked.png")
+    assert W.check_pool_disjoint(world, pool)["overlap"] == [str(pool / "leaked.png")]
+
+
+def test_pixel_hash_equals_the_image_module_hash(tmp_path):
+    from evolmm_lib.images import image_sha256
+
+    it = W.sample_item(random.Random(1))
+    it.image.save(tmp_path / "a.png")
+    assert W.pixel_sha256(it.image) == image_sha256(tmp_path / "a.png")
+
+
+# --- metrics -----------------------------------------------------------------------------
+
+def _record(gold, answers, greedy):
+    from evolmm_lib.rewards import majority_vote
+
+    maj, n = majority_vote(answers)
+    return {"gold": gold, "answers": answers, "greedy": greedy, "sampled_correct": sum(a == gold for a in answers) / 5,
+            "majority_correct": float(maj == gold), "agreement": n / 5, "entropy": 0.0, "formatted": 1.0}
+
+
+def test_summary_metrics_and_collapse_detector():
+    recs = [_record("3", ["3", "3", "1", "3", "2"], "3"), _record("1", ["3", "3", "3", "3", "3"], "3")]
+    m = summarize(recs)
+    assert m["sampled_accuracy"] == pytest.approx((3 / 5 + 0) / 2)
+    assert m["majority_accuracy"] == 0.5 and m["greedy_accuracy"] == 0.5
+    assert m["agreement"] == pytest.approx((3 / 5 + 1) / 2)
+    assert m["constant_answer_rate"] == pytest.approx(8 / 10) and m["most_frequent_answer"] == "3"
+
+
+def test_evaluate_runs_the_solver_on_items(tiny_backbone):
+    from evolmm_lib.miniature.metrics import evaluate
+
+    items = W.make_world(0, n_warmstart=0, n_validation=0, n_test=6, n_pool=0).test
+    m = evaluate(tiny_backbone, items, num_samples=3, max_new_tokens=4, batch_items=4)
+    assert m["n"] == 6 and len(m["items"]) == 6 and all(len(r["answers"]) == 3 for r in m["items"])
+    for k in ("sampled_accuracy", "majority_accuracy", "greedy_accuracy", "agreement", "constant_answer_rate"):
+        assert 0.0 <= m[k] <= 1.0
+    again = evaluate(tiny_backbone, items, num_samples=3, max_new_tokens=4, batch_items=4)
+    assert [r["answers"] for r in again["items"]] == [r["answers"] for r in m["items"]]  # seeded
+
+
+# --- warm start --------------------------------------------------------------------------
+
+def test_sft_loss_falls_on_a_fixed_batch():
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from evolmm_lib.miniature.warmstart import WARM_SPEC, WarmStartRecipe, examples, sft_loss
+    from evolmm_lib.tiny_model import ensure_tiny_model
+
+    base = ensure_tiny_model(WARM_SPEC)
+    torch.manual_seed(0)
+    model = AutoModelForImageTextToText.from_pretrained(base)
+    processor = AutoProcessor.from_pretrained(base)
+    world = W.make_world(0, n_warmstart=8, n_validation=0, n_test=0, n_pool=0)
+    batch = examples(world, WarmStartRecipe(proposer_fraction=0.5))[:6]
+    assert any(p.startswith("You are a Question Proposer") and t.startswith("<question>") for _, p, t in batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(6):
+        loss = sft_loss(model, processor, batch)
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_warmstart_is_deterministic_cached_and_loads_as_a_backbone(tmp_path):
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe, ensure_warmstart, warmstart_info
+
+    recipe = WarmStartRecipe(**TINY_RECIPE)
+    p1 = ensure_warmstart(recipe, cache_dir=tmp_path / "a")
+    p2 = ensure_warmstart(recipe, cache_dir=tmp_path / "b")
+    assert p1.name == p2.name == f"miniature-warm-{recipe.key()}"
+    assert (p1 / "model.safetensors").read_bytes() == (p2 / "model.safetensors").read_bytes()
+    mtime = (p1 / "model.safetensors").stat().st_mtime
+    assert ensure_warmstart(recipe, cache_dir=tmp_path / "a") == p1
+    assert (p1 / "model.safetensors").stat().st_mtime == mtime  # cached, not rebuilt
+    info = warmstart_info(p1)
+    assert info["recipe"]["steps"] == 3 and info["cpu_s"] >= 0
+    bb = load_backbone(config=EvoLMMConfig(model=str(p1), max_new_tokens_solver=6))
+    from evolmm_lib.rollout import sample_answers
+
+    item = W.sample_item(random.Random(0))
+    assert len(sample_answers(bb, item.image, item.question, bb.config).answers) == 5
+
+
+def test_shipped_warmstart_is_the_default_recipe_and_half_knows_the_world():
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.miniature.metrics import evaluate
+    from evolmm_lib.miniature.warmstart import SHIPPED_DIR, WarmStartRecipe, ensure_warmstart, warmstart_info
+
+    path = ensure_warmstart(WarmStartRecipe())
+    assert path.parent == SHIPPED_DIR, "the default recipe's warm start should be shipped under data/miniature"
+    info = warmstart_info(path)
+    assert info["key"] == WarmStartRecipe().key() and info["perception_cell_accuracy"] == 1.0
+    bb = load_backbone(config=EvoLMMConfig(model=str(path), update="full"))
+    items = W.make_world(0, n_warmstart=0, n_validation=40, n_test=0, n_pool=0).validation
+    m = evaluate(bb, items, num_samples=2, max_new_tokens=10)
+    chance = max(W.make_world(0, n_warmstart=0, n_validation=40, n_test=0, n_pool=0).answer_rates("validation").values())
+    assert m["format_rate"] > 0.95
+    assert m["greedy_accuracy"] > chance + 0.15  # it sees the images ...
+    assert m["sampled_accuracy"] < 0.9  # ... but only half knows them
+
+
+# --- study, CLI, notebook (the kit's trainer) -------------------------------------------
+
+def _trainer_available() -> bool:
+    try:
+        from evolmm_lib.trainer import EvoLMMTrainer  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_trainer = pytest.mark.skipif(not _trainer_available(), reason="evolmm_lib.trainer is not available")
+
+SMALL = ["--steps", "2", "--eval-every", "2", "--n-test", "8", "--n-validation", "6"]
+
+
+@pytest.mark.slow
+@needs_trainer
+def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
+    from evolmm_lib.__main__ import main
+    from evolmm_lib.miniature import study
+
+    monkeypatch.setattr(study.StudySettings, "__init__", _small_init(study.StudySettings.__init__))
+    out = tmp_path / "mini"
+    assert main(["miniature", "--seeds", "1", "--output-dir", str(out), *SMALL]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["arms"]) == {"continuous", "discrete", "none"}
+    for arm in res["arms"].values():
+        assert len(arm["before"]) == len(arm["after"]) == 1
+        assert all(0.0 <= x <= 1.0 for x in arm["before"] + arm["after"])
+    assert res["pool_check"]["overlap"] == 0
+    assert len(res["arms"]["continuous"]["logs"][0]) == 2
+    for name in ("validation_curves.png", "test_metrics.png", "entropy_early_late.png", "proposer_questions.png"):
+        assert Image.open(out / name).size[0] > 100
+
+
+def _small_init(original):
+    """StudySettings with the tiny warm-start recipe and a small pool (the CLI has no flag for them)."""
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.warmstart = dict(TINY_RECIPE)
+        self.n_pool = 30
+    return init
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+@needs_trainer
+def test_notebook_06_runs_in_the_chain(tmp_path):
+    from evolmm_lib.notebook_chain import run_chain
+
+    run_chain(tmp_path, only=["06"], parameters={"steps": 2, "eval_every": 2, "n_test": 8, "n_validation": 6,
+                                                 "warmstart": TINY_RECIPE})
+    res = json.loads((tmp_path / "miniature" / "results.json").read_text())
+    assert set(res["arms"]) == {"continuous", "discrete", "none"}
+    assert (tmp_path / "06_miniature_reproduction.ipynb").is_file()
