@@ -168,12 +168,20 @@ def build_tiny_qwen25_vl(output_dir: str | os.PathLike, spec: TinySpec = TinySpe
     processor = Qwen2_5_VLProcessor(image_processor=image_processor, tokenizer=tok,
                                     video_processor=video_processor, chat_template=QWEN25_VL_CHAT_TEMPLATE)
 
+    return save_model_folder(output_dir, model, processor, "evolmm_tiny.json",
+                             {**dataclasses.asdict(spec), "key": spec.key()})
+
+
+def save_model_folder(output_dir: str | os.PathLike, model, processor, info_name: str, info: dict) -> Path:
+    """``save_pretrained`` model + processor and an ``info_name`` JSON into a temporary sibling folder,
+    then rename it onto ``output_dir``: readers never see a half-written folder."""
+    output_dir = Path(output_dir)
     output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=output_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=output_dir.parent))
     try:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        (tmp / "evolmm_tiny.json").write_text(json.dumps({**dataclasses.asdict(spec), "key": spec.key()}, indent=1))
+        (tmp / info_name).write_text(json.dumps(info, indent=1))
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(tmp, output_dir)

@@ -301,7 +301,7 @@ fig.savefig(out / "solver_reward_vs_agreement.png", dpi=80)
 plt.show()'''),
         new_markdown_cell(
             "## The Proposer's band-pass reward against answer entropy\n"
-            f"The curve peaks at μ_H and falls to e^(−1/2) at μ_H ± σ_H; dots are the partitions of N, stars the questions above."),
+            "The curve peaks at μ_H and falls to e^(−1/2) at μ_H ± σ_H; dots are the partitions of N, stars the questions above."),
         new_code_cell('''import math
 
 hs, rs = analysis.band_pass_curve(mu_H, sigma_H, h_max=math.log(N) + 0.2)

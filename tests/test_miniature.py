@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -79,6 +77,30 @@ def test_pool_never_holds_a_test_image_and_the_check_catches_one(tmp_path):
     assert check["pool_files"] == 200 and check["test_images"] <= 100 and check["overlap"] == []
     world.test[7].image.save(pool / "leaked.png")
     assert W.check_pool_disjoint(world, pool)["overlap"] == [str(pool / "leaked.png")]
+
+
+def test_own_question_accuracy_scores_the_proposers_questions_with_the_exact_answers():
+    from evolmm_lib.miniature.study import own_question_accuracy
+
+    world = W.make_world(0, n_warmstart=0, n_validation=0, n_test=0, n_pool=3)
+    q_red, q_all = W.question_text("red", None), W.question_text(None, None)
+    t_red = W.count(world.pool[1], "red", None)
+    t_all = W.count(world.pool[2], None, None)
+    assert W.pool_answer(world, "/x/pool_00001.png", q_red) == t_red
+    assert W.pool_answer(world, "/x/pool_00001.png", "What is this?") is None
+    assert W.pool_answer(world, "/x/other.png", q_red) is None
+    wrong = str(t_all + 1)
+    logs = [{"image": "p/pool_00001.png", "question": q_red, "solver_answers_normalized": [str(t_red)] * 4 + ["9"],
+             "majority_answer": str(t_red)},
+            {"image": "p/pool_00002.png", "question": q_all, "solver_answers_normalized": [wrong] * 5,
+             "majority_answer": wrong},
+            {"image": "p/pool_00000.png", "question": "Describe the image.", "solver_answers_normalized": ["0"] * 5,
+             "majority_answer": "0"}]
+    acc = own_question_accuracy(logs, world)
+    assert acc["world_question_rate"] == pytest.approx(2 / 3)
+    assert acc["sampled_accuracy"] == pytest.approx((0.8 + 0.0) / 2)
+    assert acc["majority_accuracy"] == pytest.approx(0.5)
+    assert sum(acc["true_answer_rates"].values()) == pytest.approx(1.0)
 
 
 def test_pixel_hash_equals_the_image_module_hash(tmp_path):
@@ -190,21 +212,10 @@ def test_shipped_warmstart_is_the_default_recipe_and_half_knows_the_world():
 
 # --- study, CLI, notebook (the kit's trainer) -------------------------------------------
 
-def _trainer_available() -> bool:
-    try:
-        from evolmm_lib.trainer import EvoLMMTrainer  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_trainer = pytest.mark.skipif(not _trainer_available(), reason="evolmm_lib.trainer is not available")
-
 SMALL = ["--steps", "2", "--eval-every", "2", "--n-test", "8", "--n-validation", "6"]
 
 
 @pytest.mark.slow
-@needs_trainer
 def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
     from evolmm_lib.__main__ import main
     from evolmm_lib.miniature import study
@@ -219,8 +230,30 @@ def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
         assert all(0.0 <= x <= 1.0 for x in arm["before"] + arm["after"])
     assert res["pool_check"]["overlap"] == 0
     assert len(res["arms"]["continuous"]["logs"][0]) == 2
+    own = res["arms"]["continuous"]["dynamics"][0]["late"]["own_questions"]
+    assert 0.0 <= own["world_question_rate"] <= 1.0
     for name in ("validation_curves.png", "test_metrics.png", "entropy_early_late.png", "proposer_questions.png"):
         assert Image.open(out / name).size[0] > 100
+
+
+def test_cli_settings_take_trainer_and_warmstart_overrides():
+    import argparse
+
+    from evolmm_lib.miniature import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = p.parse_args(["--seeds", "2", "--first-seed", "3", "--set", "lr=2e-5", "advantage=group",
+                         "--warmstart", "proposer_grounded=true", "proposer_fraction=0.5"])
+    s = cli.settings_from_args(args)
+    from evolmm_lib.config import EvoLMMConfig
+
+    assert s.seeds == [3, 4] and s.rl["advantage"] == "group"
+    assert EvoLMMConfig(**s.rl).lr == 2e-5  # YAML reads "2e-5" as a string; the config takes it as a float
+    assert s.rl["kl_max"] == cli.DEFAULT_RL["kl_max"]  # the rest stays the study default
+    recipe = s.recipe()
+    assert recipe.proposer_grounded is True and recipe.proposer_fraction == 0.5
+    assert recipe.key() != cli.StudySettings().recipe().key()
 
 
 def _small_init(original):
@@ -234,7 +267,6 @@ def _small_init(original):
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-@needs_trainer
 def test_notebook_06_runs_in_the_chain(tmp_path):
     from evolmm_lib.notebook_chain import run_chain
 

@@ -24,17 +24,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-validation", type=int, default=StudySettings.n_validation)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help=f"trainer config overrides on top of {json.dumps(DEFAULT_RL)}")
+    p.add_argument("--warmstart", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="WarmStartRecipe overrides, e.g. proposer_grounded=true proposer_fraction=0.5")
+
+
+def _pairs(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` strings → dict, values read as YAML scalars."""
+    import yaml
+
+    out = {}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
 
 
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
-    import yaml
-
-    rl = dict(DEFAULT_RL)
-    for pair in args.set:
-        key, _, raw = pair.partition("=")
-        rl[key.strip()] = yaml.safe_load(raw)
-    return StudySettings(variant=args.variant, seeds=list(range(args.first_seed, args.first_seed + args.seeds)), arms=list(args.arms), steps=args.steps,
-                         eval_every=args.eval_every, n_test=args.n_test, n_validation=args.n_validation, rl=rl)
+    return StudySettings(variant=args.variant, seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
+                         arms=list(args.arms), steps=args.steps, eval_every=args.eval_every, n_test=args.n_test,
+                         n_validation=args.n_validation, rl={**DEFAULT_RL, **_pairs(args.set)},
+                         warmstart=_pairs(args.warmstart))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -17,6 +17,13 @@ def _plt():
     return plt
 
 
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
 def plot_curves(results: dict, path: Path, metric: str = "sampled_accuracy") -> Path:
     """Validation ``metric`` over self-evolution steps, one thin line per seed, thick = mean."""
     plt = _plt()
@@ -33,10 +40,7 @@ def plot_curves(results: dict, path: Path, metric: str = "sampled_accuracy") -> 
     ax.set_xlabel("self-evolution step")
     ax.set_ylabel(f"validation {metric.replace('_', ' ')}")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_test_bars(results: dict, path: Path) -> Path:
@@ -57,10 +61,7 @@ def plot_test_bars(results: dict, path: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.legend(fontsize=8)
     ax.set_title("held-out test, after self-evolution (mean over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_entropy(results: dict, path: Path) -> Path:
@@ -75,10 +76,7 @@ def plot_entropy(results: dict, path: Path) -> Path:
         ax.set_title(f"{arm}: answer entropy H")
         ax.set_xlabel("H (nats)")
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_questions(results: dict, path: Path) -> Path:
@@ -102,10 +100,7 @@ def plot_questions(results: dict, path: Path) -> Path:
     ax.set_xticklabels(keys, rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("share of proposed questions")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def plot_all(results: dict, output_dir: str | Path) -> list[Path]:

@@ -22,7 +22,7 @@ import torch
 from ..config import EvoLMMConfig
 from .metrics import evaluate, without_items
 from .warmstart import WarmStartRecipe, ensure_warmstart, warmstart_info
-from .world import World, check_pool_disjoint, make_world, parse_world_question
+from .world import World, check_pool_disjoint, make_world, parse_world_question, pool_answer
 
 ARMS = ("continuous", "discrete", "none")
 
@@ -85,13 +85,6 @@ def _template(question: str) -> str:
     return " ".join(x for x in (colour or "any-colour", shape or "any-shape"))
 
 
-def _log_value(log: dict, *keys, default=None):
-    for k in keys:
-        if k in log:
-            return log[k]
-    return default
-
-
 def run_arm(warm_path: Path, world: World, pool_dir: Path, arm: str, seed: int, settings: StudySettings,
             run_dir: Path) -> dict:
     """Self-evolve one arm from the warm start; validation curve, step logs and the trained backbone."""
@@ -118,15 +111,36 @@ def run_arm(warm_path: Path, world: World, pool_dir: Path, arm: str, seed: int, 
     return {"backbone": backbone, "curve": curve, "logs": logs, "time": _since(t)}
 
 
-def _summarise_logs(logs: list[dict]) -> dict:
-    """Answer entropy and Proposer question templates, first vs last quarter of the run."""
+def own_question_accuracy(logs: list[dict], world: World) -> dict:
+    """How the Solver does on the questions it trains on: the Proposer's, about pool images.
+
+    Only a synthetic world can say this: the exact answer of every Proposer question is known. Returns
+    the share of world questions, their true-answer rates, and the Solver's sampled and majority
+    accuracy on them (labels used for this report only, never for training).
+    """
+    truth, sampled, majority = [], [], []
+    for rec in logs:
+        t = pool_answer(world, rec["image"], rec["question"])
+        if t is None:
+            continue
+        answers = rec["solver_answers_normalized"]
+        truth.append(str(t))
+        sampled.append(sum(a == str(t) for a in answers) / len(answers))
+        majority.append(float(rec["majority_answer"] == str(t)))
+    n = len(truth)
+    return {"world_question_rate": n / len(logs) if logs else float("nan"),
+            "true_answer_rates": {a: c / n for a, c in sorted(Counter(truth).items())} if n else {},
+            "sampled_accuracy": _mean(sampled), "majority_accuracy": _mean(majority)}
+
+
+def _summarise_logs(logs: list[dict], world: World) -> dict:
+    """First vs last quarter of a run: answer entropy, Proposer question templates, own-question accuracy."""
     q = max(1, len(logs) // 4)
     out = {}
     for name, part in (("early", logs[:q]), ("late", logs[-q:])):
-        ent = [_log_value(l, "entropy", "answer_entropy", "solver_entropy") for l in part]
-        qs = [_log_value(l, "question", default="") for l in part]
-        out[name] = {"entropy": [e for e in ent if e is not None],
-                     "questions": dict(Counter(_template(x) for x in qs if isinstance(x, str)))}
+        out[name] = {"entropy": [rec["entropy"] for rec in part],
+                     "questions": dict(Counter(_template(rec["question"]) for rec in part)),
+                     "own_questions": own_question_accuracy(part, world)}
     return out
 
 
@@ -172,7 +186,7 @@ def run_study(settings: StudySettings, output_dir: str | Path) -> dict:
                 run = run_arm(warm_path, world, pool_dir, arm, seed, settings, out / "runs" / f"{arm}-{seed}")
                 after = without_items(_eval(run["backbone"], world.test, settings, seed=2000 + seed))
                 curve = [{"step": 0, **before_val[seed]}] + run["curve"]
-                dyn, timing, logs = _summarise_logs(run["logs"]), run["time"], _scalar_logs(run["logs"])
+                dyn, timing, logs = _summarise_logs(run["logs"], world), run["time"], _scalar_logs(run["logs"])
                 del run
             rows["before"].append(before[seed]["sampled_accuracy"])
             rows["after"].append(after["sampled_accuracy"])
@@ -229,6 +243,10 @@ def table(results: dict) -> list[dict]:
             "greedy_after": _mean(m.get("greedy_accuracy", float("nan")) for m in after),
             "agreement_after": _mean(m["agreement"] for m in after),
             "constant_rate_max": max(m["constant_answer_rate"] for m in after),
+            "own_questions_sampled_early": _mean(d["early"]["own_questions"]["sampled_accuracy"]
+                                                 for d in r["dynamics"] if d),
+            "own_questions_sampled_late": _mean(d["late"]["own_questions"]["sampled_accuracy"]
+                                                for d in r["dynamics"] if d),
         })
     return rows
 

@@ -25,10 +25,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import random
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +34,7 @@ from types import SimpleNamespace
 import torch
 
 from ..prompts import PROPOSER_PROMPT, build_solver_prompt
-from ..tiny_model import TinySpec, default_cache_dir, ensure_tiny_model
+from ..tiny_model import TinySpec, default_cache_dir, ensure_tiny_model, save_model_folder
 from .world import COLOURS, GRID, SHAPES, World, make_world
 
 WARM_SPEC = TinySpec(text_hidden=192, text_layers=3, text_heads=4, text_kv_heads=2, text_intermediate=512,
@@ -62,11 +59,21 @@ class WarmStartRecipe:
     warmup: int = 30
     freeze_vision: bool = False
     proposer_fraction: float = 0.25
+    proposer_grounded: bool = False
+    """Proposer targets only from items whose answer is ≥ 1 (questions about objects in the image)."""
     seed: int = 0
 
     def key(self) -> str:
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True) + WARM_SPEC.key() + RECIPE_VERSION
+        fields = dataclasses.asdict(self)
+        for name, default in _ADDED_FIELDS.items():  # enter the key only when set: older keys stay valid
+            if fields[name] == default:
+                del fields[name]
+        blob = json.dumps(fields, sort_keys=True) + WARM_SPEC.key() + RECIPE_VERSION
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+_ADDED_FIELDS = {"proposer_grounded": False}
+"""Recipe fields added after RECIPE_VERSION 3, with the default that leaves a key unchanged."""
 
 
 def examples(world: World, recipe: WarmStartRecipe) -> list[tuple]:
@@ -75,7 +82,7 @@ def examples(world: World, recipe: WarmStartRecipe) -> list[tuple]:
     out = []
     for it in world.warmstart:
         out.append((it.image, build_solver_prompt(it.question), it.target(recipe.variant)))
-        if rng.random() < recipe.proposer_fraction:
+        if rng.random() < recipe.proposer_fraction and not (recipe.proposer_grounded and it.answer == 0):
             out.append((it.image, PROPOSER_PROMPT, f"<question>{it.question}</question>"))
     rng.shuffle(out)
     return out
@@ -172,19 +179,8 @@ def train_warmstart(output_dir: str | Path, recipe: WarmStartRecipe = WarmStartR
             "parameters": sum(p.numel() for p in model.parameters()), "perception_cell_accuracy": cell_accuracy,
             "wall_s": round(time.time() - t0, 1), "cpu_s": round(time.process_time() - c0, 1),
             "final_loss": sum(losses[-20:]) / len(losses[-20:]), "losses": losses}
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".warm-", dir=output_dir.parent))
-    try:
-        model.eval()
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        (tmp / "evolmm_warmstart.json").write_text(json.dumps(info, indent=1))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    model.eval()
+    save_model_folder(output_dir, model, processor, "evolmm_warmstart.json", info)
     return info
 
 

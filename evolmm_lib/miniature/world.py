@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +193,16 @@ def make_world(seed: int = 0, n_warmstart: int = 3000, n_validation: int = 200, 
         if pixel_sha256(render(scene)) not in held_out:
             pool.append(scene)
     return World(seed, warm, validation, test, pool)
+
+
+def pool_answer(world: World, image_path: str | Path, question: str) -> int | None:
+    """Exact answer to ``question`` about the pool image ``image_path`` (``pool_<i>.png``, see
+    :meth:`World.write_pool`); None when the question is not one the world can ask."""
+    f = parse_world_question(question)
+    m = re.search(r"pool_(\d+)\.png$", str(image_path))
+    if f is None or m is None:
+        return None
+    return count(world.pool[int(m.group(1))], *f)
 
 
 def check_pool_disjoint(world: World, pool_dir: str | Path) -> dict:
