@@ -75,11 +75,18 @@ class Distributed:
     def enabled(self) -> bool:
         return self.world_size > 1
 
+    @property
+    def device(self) -> torch.device:
+        """Where collective tensors live: the rank's GPU under NCCL, else the CPU (gloo)."""
+        if self.enabled and torch.distributed.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
     def gather(self, values: list[float]) -> list[float]:
         """Every rank's ``values``, concatenated in rank order (same length on every rank)."""
         if not self.enabled:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
         out = [torch.zeros_like(t) for _ in range(self.world_size)]
         torch.distributed.all_gather(out, t)
         return torch.cat(out).tolist()
@@ -103,7 +110,7 @@ class Distributed:
     def any(self, flag: bool) -> bool:
         if not self.enabled:
             return flag
-        t = torch.tensor([1.0 if flag else 0.0])
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
         torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
         return bool(t.item() > 0)
 
@@ -191,8 +198,8 @@ class RoleUpdater:
                                                                     self.config)
                 mine = slice(self.dist.rank * rank_rows, (self.dist.rank + 1) * rank_rows)
                 adv_mine = group_adv or [r - b for r, b in zip(rewards_all[mine], b_all[mine])]
-                adv = torch.tensor(adv_mine, dtype=nll.dtype)
-                betas = torch.tensor(beta_all[mine], dtype=nll.dtype)
+                adv = torch.tensor(adv_mine, dtype=nll.dtype, device=nll.device)
+                betas = torch.tensor(beta_all[mine], dtype=nll.dtype, device=nll.device)
                 pg_loss = (adv * nll).sum()
                 kl_loss = (betas * kl_row).sum()
                 loss = pg_loss + kl_loss
