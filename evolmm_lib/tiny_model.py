@@ -198,8 +198,27 @@ def default_cache_dir() -> Path:
 def ensure_tiny_model(spec: TinySpec = TinySpec(), cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of the tiny backbone for ``spec``, building it into the cache on first use."""
     path = Path(cache_dir or default_cache_dir()) / f"tiny-qwen2.5-vl-{spec.key()}"
-    if not (path / "evolmm_tiny.json").is_file():
-        build_tiny_qwen25_vl(path, spec)
+    return build_once(path, "evolmm_tiny.json", lambda: build_tiny_qwen25_vl(path, spec))
+
+
+def build_once(path: Path, marker: str, build) -> Path:
+    """``path`` if ``path/marker`` exists, else ``build()`` it under an inter-process file lock.
+
+    Several processes (``accelerate launch``, parallel notebooks) may ask for the same cache entry at
+    once: one builds, the others wait and then load its folder instead of replacing it under a reader.
+    """
+    if (path / marker).is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # no POSIX locks (Windows): build without one
+            pass
+        if not (path / marker).is_file():
+            build()
     return path
 
 

@@ -45,3 +45,50 @@ def test_spec_changes_the_size(tmp_path):
     n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert n(big) > 1.5 * n(small)
     assert TinySpec().key() != TinySpec(text_hidden=192).key()
+
+
+def test_build_once_builds_a_single_time_under_concurrent_callers(tmp_path):
+    import threading
+    import time
+
+    from evolmm_lib.tiny_model import build_once
+
+    target, calls = tmp_path / "cache" / "entry", []
+
+    def build():
+        calls.append(1)
+        time.sleep(0.3)  # a reader arriving now must wait, not build again
+        target.mkdir(parents=True)
+        (target / "done.json").write_text("{}")
+
+    threads = [threading.Thread(target=build_once, args=(target, "done.json", build)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and (target / "done.json").is_file()
+
+
+def test_ensure_tiny_model_waits_for_a_concurrent_build_and_keeps_its_folder(tmp_path):
+    # as under `accelerate launch` on a cold cache: another process holds the build lock; this one must
+    # wait, then use the folder that process wrote, not rebuild and replace it under a reader
+    import fcntl
+    import threading
+    import time
+
+    from evolmm_lib.tiny_model import ensure_tiny_model
+
+    spec = TinySpec()
+    path = tmp_path / f"tiny-qwen2.5-vl-{spec.key()}"
+    result = {}
+    with open(tmp_path / f".{path.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        waiter = threading.Thread(target=lambda: result.setdefault("path", ensure_tiny_model(spec, tmp_path)))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive()  # blocked on the lock
+        path.mkdir()
+        (path / "evolmm_tiny.json").write_text('{"built_by": "the other process"}')
+    waiter.join(timeout=60)
+    assert result["path"] == path
+    assert (path / "evolmm_tiny.json").read_text() == '{"built_by": "the other process"}'

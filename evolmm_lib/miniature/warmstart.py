@@ -34,7 +34,7 @@ from types import SimpleNamespace
 import torch
 
 from ..prompts import PROPOSER_PROMPT, build_solver_prompt
-from ..tiny_model import TinySpec, default_cache_dir, ensure_tiny_model, save_model_folder
+from ..tiny_model import TinySpec, build_once, default_cache_dir, ensure_tiny_model, save_model_folder
 from .world import COLOURS, GRID, SHAPES, World, make_world
 
 WARM_SPEC = TinySpec(text_hidden=192, text_layers=3, text_heads=4, text_kv_heads=2, text_intermediate=512,
@@ -196,9 +196,7 @@ def ensure_warmstart(recipe: WarmStartRecipe = WarmStartRecipe(), cache_dir: str
         if (shipped / "evolmm_warmstart.json").is_file():
             return shipped
     path = Path(cache_dir or default_cache_dir()) / f"miniature-warm-{recipe.key()}"
-    if not (path / "evolmm_warmstart.json").is_file():
-        train_warmstart(path, recipe)
-    return path
+    return build_once(path, "evolmm_warmstart.json", lambda: train_warmstart(path, recipe))
 
 
 def warmstart_info(path: str | Path) -> dict:
