@@ -8,3 +8,15 @@ functions), ``logprobs`` (teacher-forced log-probs and KL), ``images`` (image lo
 __version__ = "0.1.0"
 
 from .config import ConfigError, EvoLMMConfig  # noqa: E402,F401
+
+
+def _quiet_optional_imports() -> None:
+    """Two warnings printed whenever peft imports the GPU extra's torchao and bitsandbytes on a CPU
+    (an Enum deprecation inside torchao; bitsandbytes' 4-bit CPU kernel, which the kit never uses)."""
+    import logging
+
+    for name in ("torch.utils._pytree", "bitsandbytes.backends.cpu.ops"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+_quiet_optional_imports()
