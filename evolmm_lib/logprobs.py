@@ -90,14 +90,28 @@ def completion_hidden(model: torch.nn.Module, batch: TeacherForcedBatch) -> torc
     return hidden[:, batch.prompt_len - 1: batch.prompt_len - 1 + t]
 
 
+@dataclass
+class Reference:
+    """π_ref at the completion positions: its last hidden states and its OWN output head.
+
+    Under LoRA the head is the shared frozen one; under ``update="full"`` the policy's head is
+    trainable, so π_ref's logits must come from the frozen reference copy's head, not the policy's.
+    """
+
+    hidden: torch.Tensor
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+
 def _chunk_stats(h: torch.Tensor, h_ref: torch.Tensor | None, targets: torch.Tensor, weight: torch.Tensor,
-                 bias: torch.Tensor | None, with_kl: bool) -> tuple[torch.Tensor, torch.Tensor]:
+                 bias: torch.Tensor | None, ref_weight: torch.Tensor | None, ref_bias: torch.Tensor | None,
+                 with_kl: bool) -> tuple[torch.Tensor, torch.Tensor]:
     logp = F.log_softmax(F.linear(h, weight, bias).float(), dim=-1)
     tok_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     if not with_kl:
         return tok_logp, torch.zeros_like(tok_logp)
     with torch.no_grad():
-        logp_ref = F.log_softmax(F.linear(h_ref, weight, bias).float(), dim=-1)
+        logp_ref = F.log_softmax(F.linear(h_ref, ref_weight, ref_bias).float(), dim=-1)
     kl = (logp.exp() * (logp - logp_ref)).sum(-1)  # KL(π‖π_ref) over the full vocabulary
     return tok_logp, kl
 
@@ -105,13 +119,13 @@ def _chunk_stats(h: torch.Tensor, h_ref: torch.Tensor | None, targets: torch.Ten
 def completion_logprobs_and_kl(
     model: torch.nn.Module,
     batch: TeacherForcedBatch,
-    ref_hidden: torch.Tensor | None = None,
+    reference: Reference | None = None,
     chunk_size: int = 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token log π(y_t|·) and KL(π‖π_ref)_t over completion positions, both [rows, T].
 
-    ``ref_hidden`` are the reference's :func:`completion_hidden` (computed without grad); without
-    it the KL is zeros. Gradients flow into ``model``'s trainable parameters.
+    ``reference`` is π_ref's :func:`reference_outputs` (computed without grad); without it the KL
+    is zeros. Gradients flow into ``model``'s trainable parameters.
     """
     h = completion_hidden(model, batch)
     head = causal_lm(model).lm_head
@@ -119,8 +133,8 @@ def completion_logprobs_and_kl(
     logps, kls = [], []
     for s in range(0, h.shape[1], chunk_size):
         sl = slice(s, s + chunk_size)
-        args = (h[:, sl], None if ref_hidden is None else ref_hidden[:, sl], batch.completion_ids[:, sl],
-                weight, bias, ref_hidden is not None)
+        ref = (None, None, None) if reference is None else (reference.hidden[:, sl], reference.weight, reference.bias)
+        args = (h[:, sl], ref[0], batch.completion_ids[:, sl], weight, bias, ref[1], ref[2], reference is not None)
         if torch.is_grad_enabled():
             lp, kl = checkpoint(_chunk_stats, *args, use_reentrant=False)
         else:
@@ -132,11 +146,12 @@ def completion_logprobs_and_kl(
 
 
 @torch.no_grad()
-def reference_hidden(backbone, batch: TeacherForcedBatch) -> torch.Tensor:
-    """Completion hidden states of the frozen reference π_ref (adapters disabled)."""
+def reference_outputs(backbone, batch: TeacherForcedBatch) -> Reference:
+    """π_ref's completion hidden states and output head (adapters disabled, or the frozen copy)."""
     with backbone.role(None) as ref:
         was = ref.training
         ref.eval()
         h = completion_hidden(ref, batch)
         ref.train(was)
-    return h.detach()
+        head = causal_lm(ref).lm_head
+    return Reference(h.detach(), head.weight.detach(), None if head.bias is None else head.bias.detach())

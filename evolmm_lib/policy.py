@@ -2,7 +2,7 @@
 
 Per completion i with reward r_i:   loss_i = A_i · NLL_i + β_i · KL_i
   NLL_i = mean over completion tokens of −log π(y_t | ·)
-  KL_i  = mean over completion tokens of KL(π ‖ π_ref)_t  (full vocabulary; π_ref = adapters off)
+  KL_i  = mean over completion tokens of KL(π ‖ π_ref)_t  (full vocabulary; π_ref = adapters off, or the frozen copy)
   A_i   = r_i − b_{i−1}  (ema, paper) with b_i = m·b_{i−1} + (1−m)·r_i, or (r_i − mean r)/std r (group)
   β_i   = clip(β_{i−1}·exp(rate·(KL_{i−1} − target)/target), β_min, β_max)
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import EvoLMMConfig
-from .logprobs import completion_logprobs_and_kl, reference_hidden, teacher_forced_batch
+from .logprobs import completion_logprobs_and_kl, reference_outputs, teacher_forced_batch
 from .rollout import Generation
 
 GROUP_STD_EPS = 1e-4  # as TRL's GRPO
@@ -181,12 +181,12 @@ class RoleUpdater:
               group_adv: list[float] | None = None) -> UpdateResult:
         """One forward/backward over ``rows`` and one AdamW step (all ranks' rows, gradients averaged)."""
         batch = teacher_forced_batch(gen, rows)
-        ref_h = reference_hidden(self.backbone, batch)
+        reference = reference_outputs(self.backbone, batch)
         with self.backbone.role(self.role) as model:
             was = model.training
             model.train()  # LoRA dropout, as the official update
             try:
-                logp, kl = completion_logprobs_and_kl(model, batch, ref_h, self.config.kl_chunk_size)
+                logp, kl = completion_logprobs_and_kl(model, batch, reference, self.config.kl_chunk_size)
                 n_tok = batch.completion_mask.sum(1).clamp(min=1.0)
                 nll = -logp.sum(1) / n_tok  # [rows]
                 kl_row = kl.sum(1) / n_tok  # [rows]
