@@ -39,9 +39,14 @@ def test_beta_controller_clips():
     assert adapt_beta(2e-8, 0.0, cfg.replace(kl_adapt_rate=100.0)) == cfg.kl_min
 
 
-def test_group_advantages():
+def test_group_advantages_hand_computed():
+    """(r − mean)/(std + 1e-4) with the unbiased (n − 1) std, as TRL's GRPO."""
+    # mean 0.5; unbiased std = sqrt(4·0.25/3) = 0.5773503 (the biased one would be 0.5)
     a = group_advantages([1.0, 0.0, 1.0, 0.0])
-    assert sum(a) == pytest.approx(0.0) and a[0] > 0 > a[1]
+    assert a == pytest.approx([0.5 / (0.5773502691896258 + 1e-4), -0.5 / (0.5773502691896258 + 1e-4)] * 2, rel=1e-12)
+    # mean 0.5; deviations −0.4, 0, 0.4; unbiased std = sqrt((0.16 + 0 + 0.16)/2) = 0.4 (biased: 0.327)
+    assert group_advantages([0.1, 0.5, 0.9]) == pytest.approx([-0.4 / 0.4001, 0.0, 0.4 / 0.4001], rel=1e-9, abs=1e-12)
+    # equal rewards: no spread, the ε keeps it finite and zero
     assert group_advantages([0.5, 0.5]) == [0.0, 0.0]
     assert group_advantages([0.7]) == [0.0]
 
@@ -102,29 +107,161 @@ def test_batched_and_sequential_share_baseline_and_beta(fresh, tiny_config):
     assert out["batched"][3] == pytest.approx(out["sequential"][3], abs=1e-12)
 
 
-def test_batched_gradient_is_sum_of_per_sample_gradients(fresh, tiny_config):
-    """One backward of Σ_i A_i·NLL_i equals the sum of the N per-sample backward passes at θ0."""
-    from evolmm_lib.logprobs import completion_logprobs_and_kl, teacher_forced_batch
+# --- the loss, pinned against a hand-written copy --------------------------------------------
+# The expected loss below is written from the paper's formula with raw model forwards (full logits, no
+# chunking, no checkpointing, one row at a time), not from policy.py. Recipe "paper": teacher-forced
+# replay of the sampled ids with the image, π_ref = adapters off (eval mode).
 
-    backbone, gen = fresh
-    params = backbone.trainable_parameters("solver")
-    adv = [0.5, -1.0, 0.25]
+HAND = dict(kl_coef=0.3, kl_target=0.02, kl_adapt_rate=0.1, kl_min=1e-8, kl_max=100.0, baseline_momentum=0.9)
 
-    def grads(rows):
-        batch = teacher_forced_batch(gen, rows)
-        with backbone.role("solver") as m:
-            logp, _ = completion_logprobs_and_kl(m, batch)
-        nll = -logp.sum(1) / batch.completion_mask.sum(1)
-        (torch.tensor([adv[r] for r in rows]) * nll).sum().backward()
-        g = [p.grad.clone() for p in params]
-        for p in params:
-            p.grad = None
-        return g
 
-    together = grads([0, 1, 2])
-    apart = [grads([i]) for i in range(3)]
-    for j, g in enumerate(together):
-        torch.testing.assert_close(g, apart[0][j] + apart[1][j] + apart[2][j], rtol=1e-4, atol=1e-6)
+@pytest.fixture(scope="module")
+def exact(tiny_config):
+    """A backbone without LoRA dropout (so an update is deterministic), its Solver adapter moved off π_ref
+    (so KL and its gradient are not zero), and 3 sampled answers of different content."""
+    from conftest import make_images
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.images import load_image
+    from evolmm_lib.rollout import sample_answers
+    import tempfile
+    from pathlib import Path
+
+    cfg = tiny_config.replace(lora_dropout=0.0, max_new_tokens_solver=8, **HAND)
+    backbone = load_backbone("tiny", config=cfg)
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in backbone.trainable_parameters("solver"):
+            p.add_(0.05 * torch.randn_like(p))
+    image = load_image(make_images(Path(tempfile.mkdtemp()), 1)[0])
+    samples = sample_answers(backbone, image, "How many squares are there?", cfg, num_samples=3)
+    assert len(set(samples.completions)) > 1
+    return backbone, samples.generation, cfg
+
+
+class restored:
+    """Put the role's parameters back after the test block (the fixture is shared)."""
+
+    def __init__(self, params):
+        self.params, self.saved = params, [p.detach().clone() for p in params]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        with torch.no_grad():
+            for p, s in zip(self.params, self.saved):
+                p.copy_(s)
+
+
+def hand_row_terms(backbone, role, gen, row):
+    """(mean NLL, mean KL(π‖π_ref)) of one completion, from full-vocabulary logits of raw forwards."""
+    import torch.nn.functional as F
+
+    from evolmm_lib.logprobs import teacher_forced_batch
+
+    batch = teacher_forced_batch(gen, [row])
+    ids = torch.tensor(gen.completion_ids[row])
+    start, t = batch.prompt_len - 1, len(gen.completion_ids[row])  # logits at start+j predict token j
+    with torch.no_grad(), backbone.role(None) as ref:
+        ref.eval()
+        logp_ref = F.log_softmax(ref(**batch.inputs, use_cache=False).logits[0, start:start + t].float(), -1)
+    with backbone.role(role) as model:
+        logp = F.log_softmax(model(**batch.inputs, use_cache=False).logits[0, start:start + t].float(), -1)
+    nll = -logp[torch.arange(t), ids].mean()
+    kl = (logp.exp() * (logp - logp_ref)).sum(-1).mean()
+    return nll, kl
+
+
+class HandChain:
+    """The paper's β and b sequences, written out: sample i uses b_{i−1}, β_{i−1}, then both move."""
+
+    def __init__(self, cfg, baseline=0.0, beta=None):
+        self.cfg, self.b, self.beta = cfg, baseline, cfg.kl_coef if beta is None else beta
+
+    def take(self, reward, kl):
+        used = (reward - self.b, self.beta)
+        c = self.cfg
+        self.beta = min(c.kl_max, max(c.kl_min, self.beta * math.exp(c.kl_adapt_rate * (kl - c.kl_target) / c.kl_target)))
+        self.b = c.baseline_momentum * self.b + (1 - c.baseline_momentum) * reward
+        return used
+
+
+def hand_group(rewards):
+    mean = sum(rewards) / len(rewards)
+    std = math.sqrt(sum((r - mean) ** 2 for r in rewards) / (len(rewards) - 1))
+    return [(r - mean) / (std + 1e-4) for r in rewards]
+
+
+def spy_on_steps(updater, expected_grads):
+    """Record the updater's gradients at each AdamW step, and the hand gradient at the same parameters."""
+    seen = []
+    real_step = updater.optimizer.step
+
+    def step(*args, **kwargs):
+        seen.append(([p.grad.detach().clone() for p in updater.params], expected_grads(len(seen))))
+        return real_step(*args, **kwargs)
+
+    updater.optimizer.step = step
+    return seen
+
+
+@pytest.mark.parametrize("mode,advantage", [("batched", "ema"), ("sequential", "ema"), ("batched", "group")])
+def test_update_gradient_is_the_hand_written_loss(exact, mode, advantage):
+    """∇ of RoleUpdater's loss = ∇ Σ_i A_i·meanNLL_i + β_i·KL_i on the same batch (clip off, one process)."""
+    backbone, gen, cfg = exact
+    cfg = cfg.replace(update_mode=mode, advantage=advantage, grad_clip=1e9, lr=1e-3)
+    rewards = [0.9, 0.2, 0.6]
+    u = RoleUpdater(backbone, "solver", cfg)
+    u.baseline, u.beta = 0.4, 0.3
+    chain = HandChain(cfg, 0.4, 0.3)
+    params = u.params
+    kl_share = []
+
+    def expected(k):
+        rows = [0, 1, 2] if mode == "batched" else [k]
+        terms = [hand_row_terms(backbone, "solver", gen, r) for r in rows]
+        used = [chain.take(rewards[r], kl.item()) for r, (_, kl) in zip(rows, terms)]
+        adv = [a for a, _ in used] if advantage == "ema" else [hand_group(rewards)[r] for r in rows]
+        pg = sum(a * nll for a, (nll, _) in zip(adv, terms))
+        kl_term = sum(beta * kl for (_, beta), (_, kl) in zip(used, terms))
+        g_kl = torch.autograd.grad(kl_term, params, retain_graph=True)
+        grads = torch.autograd.grad(pg + kl_term, params)
+        kl_share.append(math.sqrt(sum(float((g * g).sum()) for g in g_kl)) /
+                        math.sqrt(sum(float((g * g).sum()) for g in grads)))
+        return [g.detach() for g in grads]
+
+    with restored(params):
+        seen = spy_on_steps(u, expected)
+        res = u.update(gen, rewards)
+    assert res.skipped == 0 and len(seen) == res.optimizer_steps == (1 if mode == "batched" else 3)
+    for got, want in seen:
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+    # the KL part is large enough to be seen: dropping it moves the gradient by far more than the tolerance
+    assert min(kl_share) > 0.01
+    assert (u.baseline, u.beta) == pytest.approx((chain.b, chain.beta), rel=1e-6)
+    if advantage == "group":
+        assert res.advantages == pytest.approx(hand_group(rewards), rel=1e-9)
+
+
+def test_positive_advantage_gains_log_probability_negative_loses_it(exact):
+    """One update on one completion: A > 0 raises its log π, A < 0 lowers it (KL term off)."""
+    backbone, gen, cfg = exact
+    cfg = cfg.replace(kl_coef=0.0, kl_min=0.0, lr=1e-3)
+
+    def logp(row):
+        with torch.no_grad():
+            return -hand_row_terms(backbone, "solver", gen, row)[0].item() * len(gen.completion_ids[row])
+
+    for row, reward in ((0, 1.0), (1, 0.0)):  # baseline 0.5: A = +0.5, then A = −0.5
+        u = RoleUpdater(backbone, "solver", cfg)
+        u.baseline = 0.5
+        with restored(u.params):
+            before = logp(row)
+            res = u.update(gen, [reward], rows=[row])
+            after = logp(row)
+        assert res.advantages == pytest.approx([reward - 0.5]) and res.optimizer_steps == 1
+        assert (after - before) * (reward - 0.5) > 0, (row, before, after)
 
 
 def test_nan_reward_skips_update(fresh, tiny_config):
@@ -142,7 +279,9 @@ def test_group_advantage_mode(fresh, tiny_config):
     for mode in ("batched", "sequential"):  # the group is the N rewards, also one sample at a time
         u = RoleUpdater(backbone, "solver", tiny_config.replace(advantage="group", update_mode=mode))
         res = u.update(gen, [1.0, 0.0, 1.0])
-        assert res.advantages == pytest.approx(group_advantages([1.0, 0.0, 1.0]))
+        # mean 2/3, unbiased std sqrt(((1/3)² + (2/3)² + (1/3)²)/2) = sqrt(1/3)
+        s = math.sqrt(1 / 3) + 1e-4
+        assert res.advantages == pytest.approx([(1 / 3) / s, -(2 / 3) / s, (1 / 3) / s], rel=1e-9)
         assert u.baseline == pytest.approx(0.9 * 0.9 * 0.1 + 0.1)  # the ema baseline is still tracked and logged
 
 
