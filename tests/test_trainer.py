@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -56,6 +57,89 @@ def test_step_records_and_log(tmp_path, tiny_backbone, monkeypatch):
     assert recs[0]["beta_proposer"] == cfg.kl_coef != recs[1]["beta_proposer"]
     assert len({r["image"] for r in recs}) == 3  # three different images from the pool
     assert (tmp_path / "run" / "checkpoint-3" / "solver" / "adapter_config.json").is_file()
+
+
+# --- the log, replayed by hand ------------------------------------------------------------------
+# Non-default, asymmetric settings: a log written with the defaults, or with μ_H and σ_H swapped,
+# gives other numbers.
+REPLAY = dict(prop_entropy_mu=0.3, prop_entropy_sigma=1.2, solver_soft_gamma=0.5, len_penalty_weight=0.3,
+              len_penalty_target_words=2, baseline_momentum=0.8, kl_coef=0.02, kl_adapt_rate=0.2, kl_target=0.05,
+              num_solver_samples=4, proposer_update_freq=2, total_steps=4)
+
+
+def hand_rewards(completions, normalized, cfg):
+    """Entropy, continuous and discrete Solver rewards and the Proposer reward, from the logged answers."""
+    n = len(normalized)
+    counts = {}
+    for a in normalized:
+        counts[a] = counts.get(a, 0) + 1
+    entropy = -sum(c / n * math.log(c / n) for c in counts.values())
+    tau = cfg.len_penalty_target_words
+    cont = []
+    for a, text in zip(normalized, completions):
+        cut = text.lower().find("<answer>")
+        words = len((text if cut < 0 else text[:cut]).split())
+        pen = min(1.0, max(0.0, (words - tau) / tau))
+        cont.append((counts[a] / n) ** cfg.solver_soft_gamma * (1 - cfg.len_penalty_weight * pen))
+    top = max(counts.values())
+    majority = next(a for a in normalized if counts[a] == top)  # ties: the first seen
+    disc = [float(a == majority) for a in normalized]
+    mu, sigma = cfg.prop_entropy_mu, cfg.prop_entropy_sigma
+    prop = math.exp(-((entropy - mu) ** 2) / (2 * sigma ** 2))
+    return entropy, cont, disc, prop, majority
+
+
+def replay_beta(beta, kl_values, cfg):
+    for kl in kl_values:
+        beta = min(cfg.kl_max, max(cfg.kl_min, beta * math.exp(cfg.kl_adapt_rate * (kl - cfg.kl_target) / cfg.kl_target)))
+    return beta
+
+
+def test_logged_rewards_baselines_and_beta_replay_by_hand(tmp_path, tiny_backbone):
+    cfg = cfg_for(tmp_path, **REPLAY)
+    recs = EvoLMMTrainer(tiny_backbone, cfg).train()
+    assert recs == [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    m, k = cfg.baseline_momentum, cfg.proposer_update_freq
+    b_sol, b_prop, beta_sol, beta_prop = 0.0, 0.0, cfg.kl_coef, cfg.kl_coef
+    entropies = set()
+    for rec in recs:
+        assert rec["skipped_updates"] == 0
+        answers = rec["solver_answers_normalized"]
+        assert len(answers) == cfg.num_solver_samples
+        entropy, cont, disc, prop, majority = hand_rewards(rec["solver_completions"], answers, cfg)
+        entropies.add(round(entropy, 9))
+        assert rec["entropy"] == pytest.approx(entropy, abs=1e-12)
+        assert rec["solver_rewards_continuous"] == pytest.approx(cont, rel=1e-12)
+        assert rec["solver_rewards_discrete"] == disc
+        assert rec["solver_reward_continuous"] == pytest.approx(sum(cont) / len(cont), rel=1e-12)
+        assert rec["solver_reward_discrete"] == pytest.approx(sum(disc) / len(disc), rel=1e-12)
+        assert rec["proposer_reward"] == pytest.approx(prop, rel=1e-12)
+        assert rec["majority_answer"] == majority
+        # the Solver (continuous reward, ema advantage): sample i uses b_{i−1}, then b moves
+        advantages = []
+        for r in cont:
+            advantages.append(r - b_sol)
+            b_sol = m * b_sol + (1 - m) * r
+        assert rec["solver_advantages"] == pytest.approx(advantages, rel=1e-9, abs=1e-12)
+        assert rec["baseline_solver"] == pytest.approx(b_sol, rel=1e-9)
+        # β moves once per sample with that sample's KL; the log holds their mean, which gives the same
+        # β_N as long as no clip binds in between (it does not here: β stays far inside [kl_min, kl_max])
+        beta_sol = replay_beta(beta_sol, [rec["kl_solver"]] * cfg.num_solver_samples, cfg)
+        assert cfg.kl_min * 10 < beta_sol < cfg.kl_max / 10
+        assert rec["beta_solver"] == pytest.approx(beta_sol, rel=1e-9)
+        assert rec["loss_solver"] == pytest.approx(rec["pg_loss_solver"] + rec["kl_loss_solver"], rel=1e-6, abs=1e-9)
+        # the Proposer: updated on steps k, 2k, … with its one reward and its one KL
+        assert rec["proposer_updated"] == (rec["step"] % k == 0)
+        if rec["proposer_updated"]:
+            beta_prop = replay_beta(beta_prop, [rec["kl_proposer"]], cfg)
+            b_prop = m * b_prop + (1 - m) * prop
+        assert rec["baseline_proposer"] == pytest.approx(b_prop, rel=1e-9)
+        assert rec["beta_proposer"] == pytest.approx(beta_prop, rel=1e-9)
+    assert b_prop > 0 and beta_prop != cfg.kl_coef  # the Proposer did update
+    # the Proposer reward is checked on entropies where swapping μ_H and σ_H would change it
+    mu, sigma = cfg.prop_entropy_mu, cfg.prop_entropy_sigma
+    assert any(abs(math.exp(-((h - mu) ** 2) / (2 * sigma ** 2)) - math.exp(-((h - sigma) ** 2) / (2 * mu ** 2))) > 0.01
+               for h in entropies)
 
 
 def test_discrete_reward_and_sequential_mode(tmp_path, tiny_backbone):
