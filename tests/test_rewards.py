@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evolmm_lib.rewards import (answer_entropy, discrete_solver_rewards, majority_vote, normalize_answer,
-                                pre_answer_word_count, proposer_reward, solver_rewards)
+from evolmm_lib.rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
+                                normalize_answer, normalized_answers, pre_answer_word_count, proposer_reward,
+                                solver_rewards)
 
 
 def test_normalize_answer_official_rules():
@@ -33,6 +34,12 @@ def test_solver_rewards_length_penalty():
     # no tag: the whole text counts as words, and its last line is the answer
     assert pre_answer_word_count("a b c\nd") == 4
     assert solver_rewards(["x " * 12 + "\n7", "7"]) == pytest.approx([0.9, 1.0])
+    # τ and λ_len are used as given: τ = 3, 5 words -> (5-3)/3, λ_len = 0.3; the tag is found in any case
+    five = "a b c d e <ANSWER>7</ANSWER>"
+    assert pre_answer_word_count(five) == 5
+    assert solver_rewards([five], len_penalty_weight=0.3, len_target_words=3) == pytest.approx([1 - 0.3 * 2 / 3])
+    # τ is clamped to ≥ 1 (official): τ = 0 behaves as τ = 1
+    assert solver_rewards(["a b <answer>1</answer>"], len_target_words=0) == pytest.approx([0.9])
 
 
 def test_gamma_changes_partial_agreement_only():
@@ -60,6 +67,9 @@ def test_entropy_and_band_pass():
     assert proposer_reward(["<answer>1</answer>"] * 5) < proposer_reward(two_three)
     assert proposer_reward(five) < proposer_reward(two_three)
     assert proposer_reward(two_three, sigma=0.0) == 0.0
+    # μ_H and σ_H in their places: H = 0.5 with μ_H = 0.3, σ_H = 1.2 (swapped they would give 0.9460)
+    assert gaussian_band_pass(0.5, mu=0.3, sigma=1.2) == pytest.approx(math.exp(-0.04 / 2.88))
+    assert gaussian_band_pass(0.5, mu=0.3, sigma=1.2) != pytest.approx(gaussian_band_pass(0.5, mu=1.2, sigma=0.3))
 
 
 def test_unknown_answer_fallback_counts_as_an_answer():
@@ -83,5 +93,23 @@ def test_properties_on_arbitrary_text(comps):
     assert set(d) <= {0.0, 1.0} and sum(d) >= 1
     assert -1e-12 <= h <= math.log(len(comps)) + 1e-9
     assert 0.0 < proposer_reward(comps) <= 1.0
-    # samples whose answers agree more never get a lower reward (same length)
-    assert max(r) <= 1.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 14)), min_size=1, max_size=8),
+       st.floats(0.1, 2.0))
+def test_more_agreement_never_earns_less(samples, gamma):
+    """Among completions of the same length, an answer given more often earns strictly more (γ > 0); the
+    same count earns the same reward; a longer completion with the same answer never earns more."""
+    comps = [" ".join(["w"] * words) + f" <answer>{answer}</answer>" for answer, words in samples]
+    r = solver_rewards(comps, gamma=gamma)
+    answers = normalized_answers(comps)
+    for i, (ai, wi) in enumerate(samples):
+        for j, (aj, wj) in enumerate(samples):
+            ci, cj = answers.count(answers[i]), answers.count(answers[j])
+            if wi == wj and ci > cj:
+                assert r[i] > r[j]
+            if wi == wj and ci == cj:
+                assert r[i] == pytest.approx(r[j], rel=1e-12)
+            if ai == aj and wi > wj:
+                assert r[i] <= r[j]
