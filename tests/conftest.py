@@ -19,11 +19,23 @@ def repo_root() -> Path:
     return REPO
 
 
+def in_ci() -> bool:
+    """True under CI (``CI=true``, as GitHub Actions, GitLab and most runners set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 @pytest.fixture(scope="session")
 def benchmarks_dir() -> Path:
+    """The real benchmark samples (``EVOLMM_BENCHMARKS_DIR``, else ``../shared/benchmarks``).
+
+    Missing: a counted skip on a developer machine, a failure in CI, where a skip would pass unseen.
+    """
     path = Path(os.environ.get("EVOLMM_BENCHMARKS_DIR", REPO.parent / "shared" / "benchmarks"))
     if not path.is_dir():
-        pytest.skip(f"shared benchmark samples not found at {path}")
+        message = f"shared benchmark samples not found at {path} (set EVOLMM_BENCHMARKS_DIR)"
+        if in_ci():
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
     return path
 
 
