@@ -1,4 +1,4 @@
-"""Miniature reproduction: world ground truth and splits, warm start, metrics, study, CLI and notebook 06."""
+"""Miniature reproduction: world ground truth and splits, warm start, metrics, study and CLI."""
 
 from __future__ import annotations
 
@@ -210,7 +210,7 @@ def test_shipped_warmstart_is_the_default_recipe_and_half_knows_the_world():
     assert m["sampled_accuracy"] < 0.9  # ... but only half knows them
 
 
-# --- study, CLI, notebook (the kit's trainer) -------------------------------------------
+# --- study and CLI (the kit's trainer; notebook 06 is in test_notebook_06.py) -------------------------------------------
 
 SMALL = ["--steps", "2", "--eval-every", "2", "--n-test", "8", "--n-validation", "6"]
 
@@ -263,15 +263,3 @@ def _small_init(original):
         self.warmstart = dict(TINY_RECIPE)
         self.n_pool = 30
     return init
-
-
-@pytest.mark.slow
-@pytest.mark.notebooks
-def test_notebook_06_runs_in_the_chain(tmp_path):
-    from evolmm_lib.notebook_chain import run_chain
-
-    run_chain(tmp_path, only=["06"], parameters={"steps": 2, "eval_every": 2, "n_test": 8, "n_validation": 6,
-                                                 "warmstart": TINY_RECIPE})
-    res = json.loads((tmp_path / "miniature" / "results.json").read_text())
-    assert set(res["arms"]) == {"continuous", "discrete", "none"}
-    assert (tmp_path / "06_miniature_reproduction.ipynb").is_file()
