@@ -210,7 +210,7 @@ def test_shipped_warmstart_is_the_default_recipe_and_half_knows_the_world():
     assert m["sampled_accuracy"] < 0.9  # ... but only half knows them
 
 
-# --- study and CLI (the kit's trainer; notebook 06 is in test_notebook_06.py) -------------------------------------------
+# --- study and CLI (the kit's trainer; notebook 06 is in test_notebook_06.py) ---------------------
 
 SMALL = ["--steps", "2", "--eval-every", "2", "--n-test", "8", "--n-validation", "6"]
 

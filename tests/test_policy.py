@@ -110,7 +110,8 @@ def test_batched_and_sequential_share_baseline_and_beta(fresh, tiny_config):
 # --- the loss, pinned against a hand-written copy --------------------------------------------
 # The expected loss below is written from the paper's formula with raw model forwards (full logits, no
 # chunking, no checkpointing, one row at a time), not from policy.py. Recipe "paper": teacher-forced
-# replay of the sampled ids with the image, π_ref = adapters off (eval mode).
+# replay of the sampled ids with the image (paper_batch), π_ref = adapters off in eval mode. Another
+# recipe swaps the batch builder and π_ref's role; the sums, chains and gradient spy stay the same.
 
 HAND = dict(kl_coef=0.3, kl_target=0.02, kl_adapt_rate=0.1, kl_min=1e-8, kl_max=100.0, baseline_momentum=0.9)
 
@@ -153,16 +154,24 @@ class restored:
                 p.copy_(s)
 
 
-def hand_row_terms(backbone, role, gen, row):
-    """(mean NLL, mean KL(π‖π_ref)) of one completion, from full-vocabulary logits of raw forwards."""
-    import torch.nn.functional as F
-
+def paper_batch(backbone, gen, row):
+    """Recipe "paper": the sampled ids replayed after the processor's prompt, image included."""
     from evolmm_lib.logprobs import teacher_forced_batch
 
-    batch = teacher_forced_batch(gen, [row])
-    ids = torch.tensor(gen.completion_ids[row])
-    start, t = batch.prompt_len - 1, len(gen.completion_ids[row])  # logits at start+j predict token j
-    with torch.no_grad(), backbone.role(None) as ref:
+    return teacher_forced_batch(gen, [row])
+
+
+def hand_row_terms(backbone, role, batch, reference_role=None):
+    """(mean NLL, mean KL(π‖π_ref)) of a one-row batch, from full-vocabulary logits of raw forwards.
+
+    π_ref is ``backbone.role(reference_role)`` in eval mode (None: adapters off / the frozen copy).
+    """
+    import torch.nn.functional as F
+
+    t = int(batch.completion_mask[0].sum())
+    ids = batch.completion_ids[0, :t]
+    start = batch.prompt_len - 1  # the logits at start + j predict completion token j
+    with torch.no_grad(), backbone.role(reference_role) as ref:
         ref.eval()
         logp_ref = F.log_softmax(ref(**batch.inputs, use_cache=False).logits[0, start:start + t].float(), -1)
     with backbone.role(role) as model:
@@ -219,7 +228,7 @@ def test_update_gradient_is_the_hand_written_loss(exact, mode, advantage):
 
     def expected(k):
         rows = [0, 1, 2] if mode == "batched" else [k]
-        terms = [hand_row_terms(backbone, "solver", gen, r) for r in rows]
+        terms = [hand_row_terms(backbone, "solver", paper_batch(backbone, gen, r)) for r in rows]
         used = [chain.take(rewards[r], kl.item()) for r, (_, kl) in zip(rows, terms)]
         adv = [a for a, _ in used] if advantage == "ema" else [hand_group(rewards)[r] for r in rows]
         pg = sum(a * nll for a, (nll, _) in zip(adv, terms))
@@ -250,8 +259,10 @@ def test_positive_advantage_gains_log_probability_negative_loses_it(exact):
     cfg = cfg.replace(kl_coef=0.0, kl_min=0.0, lr=1e-3)
 
     def logp(row):
+        """log π(completion) = −mean NLL × its length."""
         with torch.no_grad():
-            return -hand_row_terms(backbone, "solver", gen, row)[0].item() * len(gen.completion_ids[row])
+            nll, _ = hand_row_terms(backbone, "solver", paper_batch(backbone, gen, row))
+        return -nll.item() * len(gen.completion_ids[row])
 
     for row, reward in ((0, 1.0), (1, 0.0)):  # baseline 0.5: A = +0.5, then A = −0.5
         u = RoleUpdater(backbone, "solver", cfg)
