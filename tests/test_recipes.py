@@ -254,6 +254,10 @@ def test_cli_official_recipe_matches_pinned_official_run(name, models, pool, tmp
     cmd = op.kit_command(models[name], pool, out, s["seed"], s["lr"], s["steps"])
     assert main(cmd[3:]) == 0
     _compare(out, pool, s["steps"], fixture["records"], fixture["adapters"])
+    proposer = fixture["adapters"]["proposer"]  # never stepped: lora_B still exactly zero (its initial value)
+    assert all(v[1] == 0.0 for n, v in proposer.items() if "lora_B" in n)
+    assert any(v[1] > 0.0 for n, v in fixture["adapters"]["solver"].items() if "lora_B" in n and ".visual." not in n)
+    assert all(v[1] == 0.0 for n, v in fixture["adapters"]["solver"].items() if "lora_B" in n and ".visual." in n)
     if name == "instruct":  # top_k 1: all N answers identical at every step
         assert all(len(set(r["solver_answers"])) == 1 for r in fixture["records"])
     else:
