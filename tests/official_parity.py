@@ -118,6 +118,22 @@ def kit_adapters(out: Path, steps: int) -> dict[str, Path]:
     return {r: out / f"checkpoint-{steps}" / r for r in ("solver", "proposer")}
 
 
+def official_final_state(out: Path, steps: int) -> dict[str, float]:
+    """β and baseline of both roles after the last step (official trainer_state.pt)."""
+    import torch
+
+    st = torch.load(out / "run" / f"step_{steps:05d}" / "trainer_state.pt", map_location="cpu", weights_only=False)
+    return {"solver_beta": st["solver_kl_coef"], "proposer_beta": st["proposer_kl_coef"],
+            "solver_baseline": st["solver_baseline"], "proposer_baseline": st["proposer_baseline"]}
+
+
+def kit_final_state(out: Path, steps: int) -> dict[str, float]:
+    from evolmm_lib.checkpoint import load_state
+
+    st = load_state(out / f"checkpoint-{steps}")
+    return {f"{r}_{k}": st[r][k] for r in ("solver", "proposer") for k in ("beta", "baseline")}
+
+
 def load_adapter(folder: Path) -> dict:
     from safetensors.torch import load_file
 
@@ -145,6 +161,7 @@ def write_fixtures(script: str, work: Path) -> None:
         run(official_command(script, models[name], pool, out, s["seed"], s["lr"], s["steps"]), cwd=work)
         data = {"setting": {**s, "max_new_tokens": MAX_NEW_TOKENS, "lora_dropout": 0.0},
                 "records": official_records(out, pool),
+                "final_state": official_final_state(out, s["steps"]),
                 "adapters": {r: adapter_summary(p) for r, p in official_adapters(out, s["steps"]).items()}}
         FIXTURES.mkdir(parents=True, exist_ok=True)
         (FIXTURES / f"{name}.json").write_text(json.dumps(data, indent=1) + "\n")

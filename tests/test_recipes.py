@@ -226,7 +226,9 @@ def test_official_lora_targets_wrap_the_vision_mlps(models):
 
 
 # -- parity with the official script ----------------------------------------------------------------------------
-def _compare(kit_out: Path, pool: Path, steps: int, expected_records: list[dict], expected_adapters: dict) -> None:
+def _compare(kit_out: Path, pool: Path, steps: int, expected_records: list[dict], expected_adapters: dict,
+             expected_state: dict) -> None:
+    assert op.kit_final_state(kit_out, steps) == pytest.approx(expected_state, rel=1e-12)  # β and b of both roles
     got = op.kit_records(kit_out, pool)
     assert len(got) == len(expected_records) == steps
     for g, e in zip(got, expected_records):
@@ -253,7 +255,7 @@ def test_cli_official_recipe_matches_pinned_official_run(name, models, pool, tmp
     out = tmp_path / "kit"
     cmd = op.kit_command(models[name], pool, out, s["seed"], s["lr"], s["steps"])
     assert main(cmd[3:]) == 0
-    _compare(out, pool, s["steps"], fixture["records"], fixture["adapters"])
+    _compare(out, pool, s["steps"], fixture["records"], fixture["adapters"], fixture["final_state"])
     proposer = fixture["adapters"]["proposer"]  # never stepped: lora_B still exactly zero (its initial value)
     assert all(v[1] == 0.0 for n, v in proposer.items() if "lora_B" in n)
     assert any(v[1] > 0.0 for n, v in fixture["adapters"]["solver"].items() if "lora_B" in n and ".visual." not in n)
@@ -277,7 +279,7 @@ def test_official_script_live(name, seed, lr, steps, models, pool, tmp_path):
     op.run(op.official_command(script, models[name], pool, off, seed, lr, steps), cwd=tmp_path)
     op.run(op.kit_command(models[name], pool, kit, seed, lr, steps))
     expected = {r: op.adapter_summary(p) for r, p in op.official_adapters(off, steps).items()}
-    _compare(kit, pool, steps, op.official_records(off, pool), expected)
+    _compare(kit, pool, steps, op.official_records(off, pool), expected, op.official_final_state(off, steps))
     for role, folder in op.official_adapters(off, steps).items():
         a, b = op.load_adapter(folder), op.load_adapter(op.kit_adapters(kit, steps)[role])
         assert sorted(a) == sorted(b)
