@@ -13,7 +13,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
 export MPLBACKEND ?= Agg
 
-.PHONY: reproduce test venv lab clean
+.PHONY: reproduce test test-official venv lab clean
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements/cpu.txt pyproject.toml
@@ -33,6 +33,12 @@ reproduce: venv
 
 test: venv $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu)
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+# parity with the official script, run live: OFFICIAL_SCRIPT = a copy of the official src/train.py with
+# AutoModelForVision2Seq renamed to AutoModelForImageTextToText (tests/fixtures/official/README.md)
+test-official: venv
+	@test -n "$(OFFICIAL_SCRIPT)" || { echo "usage: make test-official OFFICIAL_SCRIPT=path/to/train.py"; exit 2; }
+	EVOLMM_OFFICIAL_SCRIPT=$(abspath $(OFFICIAL_SCRIPT)) $(PY) -m pytest -q tests/test_recipes.py -m official_live $(PYTEST_ARGS)
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

@@ -3,7 +3,10 @@
 ``update="lora"`` (paper): one frozen base with two named LoRA adapters, ``solver`` and
 ``proposer``, on the language model only; the frozen reference π_ref is the same model with
 adapters disabled. ``update="full"``: each role owns a trainable copy of the model and the
-reference is a third, frozen copy. Backend ``auto`` uses Unsloth's ``FastVisionModel`` on a CUDA
+reference is a third, frozen copy. ``recipe="official"`` builds the adapters as the official script
+does: seeded with ``transformers.set_seed``, a causal-LM ``LoraConfig`` whose target names match any
+module ending with them (so the vision blocks' MLPs are wrapped too), ``solver`` created first.
+Backend ``auto`` uses Unsloth's ``FastVisionModel`` on a CUDA
 GPU when unsloth is installed, else transformers + peft; both give the same :class:`Backbone`.
 """
 
@@ -94,6 +97,9 @@ def language_model_lora_regex(targets: tuple[str, ...]) -> str:
 def lora_config(config: EvoLMMConfig):
     from peft import LoraConfig
 
+    if config.recipe == "official":  # official VLMCore: name list (suffix match), task type causal LM
+        return LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
+                          lora_dropout=config.lora_dropout, target_modules=list(config.lora_target_modules))
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=language_model_lora_regex(config.lora_target_modules), bias="none")
 
@@ -257,9 +263,17 @@ def load_backbone(
     """
     config = config or EvoLMMConfig()
     config = config.replace(**{k: v for k, v in {"model": model, "backend": backend}.items() if v is not None})
-    chosen = choose_backend(config.backend)
+    chosen = "transformers" if config.recipe == "official" else choose_backend(config.backend)
     model_id = resolve_model(config.model)
-    torch.manual_seed(config.seed)
+    if config.recipe == "official":  # official trainer: set_seed + random.seed before loading
+        import random
+
+        from transformers import set_seed
+
+        set_seed(config.seed)
+        random.seed(config.seed)
+    else:
+        torch.manual_seed(config.seed)
     if chosen == "unsloth":
         base, processor = _load_unsloth(model_id, config)
     else:

@@ -21,7 +21,10 @@ class ConfigError(ValueError):
 
 LANGUAGE_MODEL_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
+RECIPES = ("paper", "official")
+
 _CHOICES = {
+    "recipe": RECIPES,
     "backend": ("auto", "transformers", "unsloth"),
     "dtype": ("auto", "float32", "bfloat16", "float16"),
     "reward": ("continuous", "discrete"),
@@ -35,6 +38,13 @@ _CHOICES = {
 @dataclass
 class EvoLMMConfig:
     """EvoLMM hyperparameters. Defaults are the paper's / official code's unless marked "kit"."""
+
+    # --- recipe ---------------------------------------------------------------------------
+    recipe: str = "paper"
+    """paper: the method as the paper describes it; official: what the official ``src/train.py`` runs
+    (sampling from the checkpoint's generation_config, per-sample steps, re-tokenised text without the
+    image in the update, the active adapter as KL reference, Proposer never updated, official image scan
+    and LoRA targets). papers/evolmm.md "What the official code runs". kit."""
 
     # --- backbone -------------------------------------------------------------------------
     model: str = "tiny"
@@ -100,7 +110,7 @@ class EvoLMMConfig:
     update: str = "lora"
     """lora (paper), qlora (4-bit base, GPU) or full (all language-model weights). paper §4.4."""
     update_mode: str = "batched"
-    """batched: N completions in one forward/backward; sequential: one per step, as official. kit."""
+    """batched: N completions in one forward/backward; sequential: one per step, as official (forced by recipe="official"). kit."""
     kl_chunk_size: int = 64
     """Completion positions per chunk when computing the full-vocabulary KL. kit."""
 
@@ -112,7 +122,9 @@ class EvoLMMConfig:
     lora_dropout: float = 0.05
     """LoRA dropout. official `lora_dropout`."""
     lora_target_modules: tuple[str, ...] = LANGUAGE_MODEL_LORA_TARGETS
-    """Projections adapted, in the language model only. official (its `mm_projector` matches nothing in Qwen2.5-VL)."""
+    """Projection names adapted. paper recipe: in the language model only. official recipe: every module whose
+    name ends with one of them, so the vision blocks' MLPs too (the official list's extra `mm_projector`
+    matches nothing in Qwen2.5-VL)."""
     freeze_vision: bool = True
     """Vision tower frozen. official `freeze_vision`."""
 
@@ -133,9 +145,13 @@ class EvoLMMConfig:
     """Tracker: none, tensorboard, trackio or wandb. kit."""
 
     def __post_init__(self) -> None:
-        if isinstance(self.lora_target_modules, str):
-            self.lora_target_modules = self.lora_target_modules.split(",")
-        self.lora_target_modules = tuple(self.lora_target_modules)
+        targets = self.lora_target_modules
+        if isinstance(targets, str):
+            targets = [t.strip() for t in targets.split(",") if t.strip()]
+        if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) and t for t in targets):
+            raise ConfigError(f"lora_target_modules={self.lora_target_modules!r}: expected module names "
+                              "(a list, or a comma-separated string)")
+        self.lora_target_modules = tuple(targets)
         for f in dataclasses.fields(self):  # YAML 1.1 reads "1e-6" as a string: accept it for floats
             v = getattr(self, f.name)
             if f.type == "float" and isinstance(v, str):
@@ -150,6 +166,13 @@ class EvoLMMConfig:
     # -- validation ---------------------------------------------------------------------
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid field."""
+        for name in ("load_in_4bit", "freeze_vision"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}={getattr(self, name)!r}: expected true or false")
+        for name in ("data_dir", "output_dir"):
+            v = getattr(self, name)
+            if not isinstance(v, str) or not v.strip():
+                raise ConfigError(f"{name}={v!r}: expected a folder path")
         for name, choices in _CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(choices)}")
@@ -185,12 +208,18 @@ class EvoLMMConfig:
             raise ConfigError(f"kl_min={self.kl_min!r}: must not exceed kl_max={self.kl_max!r}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError(f"model={self.model!r}: expected a preset name, hub id or path")
-        if not self.lora_target_modules or not all(isinstance(t, str) for t in self.lora_target_modules):
-            raise ConfigError(f"lora_target_modules={self.lora_target_modules!r}: expected module names")
         if self.max_image_pixels is not None and (not isinstance(self.max_image_pixels, int) or self.max_image_pixels < 784):
             raise ConfigError(f"max_image_pixels={self.max_image_pixels!r}: expected None or an integer >= 784")
         if self.update == "qlora" and not self.load_in_4bit:
             self.load_in_4bit = True
+        if self.recipe == "official":
+            if self.update == "full":
+                raise ConfigError("recipe='official' with update='full': the official script's shared backbone "
+                                  "trains LoRA adapters; use update='lora' (or 'qlora')")
+            if self.backend == "unsloth":
+                raise ConfigError("recipe='official' with backend='unsloth': the official script runs transformers "
+                                  "+ peft; use backend='auto' or 'transformers'")
+            self.update_mode = "sequential"  # the official loop: one AdamW step per completion
 
     # -- (de)serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 The pool scans a folder recursively (png/jpg/jpeg/webp/bmp/tiff), orders files by a seeded
 permutation (official ``ImagePool``: sorted paths, ``random.Random(seed).shuffle``), and skips
-unreadable files, counting them.
+unreadable files, counting them. ``scan="official"`` lists files as the official ``ImagePool`` does:
+only the non-hidden first-level subfolders when there are any (files directly under the root are then
+ignored), absolute path strings sorted as strings.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff", ".tif")
+OFFICIAL_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff")
+SCANS = ("recursive", "official")
 
 
 class ImageError(ValueError):
@@ -59,6 +63,19 @@ def scan_images(root: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
+def scan_images_official(root: str | os.PathLike) -> list[Path]:
+    """The official ``ImagePool`` listing: first-level subfolders (else the root), walked recursively,
+    non-hidden image files, absolute paths sorted as strings."""
+    top = os.path.abspath(root)
+    if not os.path.isdir(top):
+        raise ImageError(f"image folder not found: {root}")
+    chosen = [os.path.join(top, d) for d in sorted(os.listdir(top))
+              if os.path.isdir(os.path.join(top, d)) and not d.startswith(".")] or [top]
+    found = [os.path.join(d, f) for sub in chosen for d, _, files in os.walk(sub) for f in files
+             if f.lower().endswith(OFFICIAL_IMAGE_EXTENSIONS) and not f.startswith(".")]
+    return [Path(p) for p in sorted(found)]
+
+
 @dataclass
 class ImagePool:
     """Unlabelled images in a seeded order; ``next()`` returns the next readable one."""
@@ -68,10 +85,14 @@ class ImagePool:
     position: int = 0
     """How many pool entries have been consumed (readable or not): the resume point."""
     skipped: dict[str, str] = field(default_factory=dict)
+    scan: str = "recursive"
+    """recursive (kit) or official (see :func:`scan_images_official`)."""
     paths: list[Path] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
-        self.paths = scan_images(self.root)
+        if self.scan not in SCANS:
+            raise ValueError(f"scan={self.scan!r}: expected one of {', '.join(SCANS)}")
+        self.paths = scan_images_official(self.root) if self.scan == "official" else scan_images(self.root)
         if not self.paths:
             raise ImageError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}")
         order = list(range(len(self.paths)))

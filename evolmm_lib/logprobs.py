@@ -5,6 +5,11 @@ processor's ``mm_token_type_ids`` (extended with zeros over the completion) to b
 mrope positions; without it the model silently falls back to 1-D positions and the log-probs no
 longer match what ``generate`` sampled from. Position ids are never passed: the model computes them.
 
+``recipe="official"`` builds the batch as the official ``PolicyUpdater.step`` does instead
+(:func:`retokenized_batch`): the chat prompt plus the decoded completion TEXT, tokenised again by the
+processor, and only ``input_ids`` and ``attention_mask`` passed to the model: no ``pixel_values``, so
+the image placeholders get no visual features and positions fall back to 1-D.
+
 Logits are produced ``chunk_size`` positions at a time from the last hidden states, under
 activation checkpointing, so no more than one chunk of ``[rows, chunk, vocab]`` logits exists at
 once, in the forward pass or the backward pass.
@@ -56,6 +61,40 @@ def teacher_forced_batch(gen: Generation, rows: list[int] | None = None) -> Teac
         inputs["mm_token_type_ids"] = torch.cat([p["mm_token_type_ids"][index], torch.zeros_like(comp)], dim=1)
     inputs.update(_select_vision(p, rows))
     return TeacherForcedBatch(inputs, comp, mask, p["input_ids"].shape[1])
+
+
+def retokenized_batch(backbone, gen: Generation, row: int) -> TeacherForcedBatch:
+    """Official update inputs for ``gen``'s row: processor(chat prompt + completion text, image), whose
+    first len(processor(chat prompt, image)) tokens are prompt; only ``input_ids`` and ``attention_mask``
+    are kept (the official forward gets nothing else, so the image never reaches the model)."""
+    from .rollout import render_prompt
+
+    prompt = render_prompt(backbone, gen.prompts[row])
+    image = [gen.images[row]]
+    full = backbone.processor(text=[prompt + gen.texts[row]], images=image, return_tensors="pt")
+    prompt_len = backbone.processor(text=[prompt], images=image, return_tensors="pt")["input_ids"].shape[1]
+    device = backbone.device
+    inputs = {k: full[k].to(device) for k in ("input_ids", "attention_mask")}
+    comp = inputs["input_ids"][:, prompt_len:]
+    return TeacherForcedBatch(inputs, comp, torch.ones(comp.shape, dtype=torch.float32, device=device), prompt_len)
+
+
+def official_nll_and_kl(backbone, model: torch.nn.Module, batch: TeacherForcedBatch,
+                        reference_role: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official ``PolicyUpdater.step`` arithmetic for one row, op for op: NLL = the model's own
+    (HF) mean cross-entropy with the prompt masked; KL = mean over completion positions of the
+    full-vocabulary KL(π‖π_ref), π_ref being ``reference_role``'s adapter run in the current (train)
+    mode without grad. Returns ([1] NLL, [1] KL); gradients flow into ``model``'s active adapter."""
+    labels = batch.inputs["input_ids"].clone()
+    labels[:, : batch.prompt_len] = -100
+    out = model(**batch.inputs, labels=labels)
+    logp = F.log_softmax(out.logits, dim=-1)[:, :-1]
+    with torch.no_grad(), backbone.role(reference_role) as ref:
+        logp_ref = F.log_softmax(ref(**batch.inputs).logits, dim=-1)[:, :-1]
+    valid = labels[:, 1:] != -100
+    kl_tok = (logp.exp() * (logp - logp_ref)).sum(dim=-1)
+    kl = kl_tok[valid].mean() if valid.any() else torch.zeros((), device=kl_tok.device)
+    return out.loss.reshape(1), kl.reshape(1)
 
 
 def _select_vision(p: dict[str, torch.Tensor], rows: list[int]) -> dict[str, torch.Tensor]:

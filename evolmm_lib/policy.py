@@ -10,6 +10,13 @@ Per completion i with reward r_i:   loss_i = A_i · NLL_i + β_i · KL_i
 β and b updated after each. ``"batched"`` keeps the same b and β sequences (computed from the N
 rewards and the N KL values of one forward pass) but sums the N losses into ONE forward/backward
 and ONE AdamW step. ``papers/evolmm.md`` ("Where batching changes the arithmetic") says what differs.
+
+``recipe="official"`` switches to what the official ``PolicyUpdater.step`` computes: per-sample steps,
+NLL_i = the mean cross-entropy of the RE-TOKENISED decoded completion with no image in the forward
+(:func:`~evolmm_lib.logprobs.retokenized_batch`), π_ref = the Solver adapter itself in train mode (its
+``disable_adapter()`` call, made without ``with``, disables nothing), the Proposer's AdamW never steps
+(leaving ``use_adapter("proposer")`` freezes its LoRA before ``backward``: only β and b move), and
+gradients clipped per device.
 """
 
 from __future__ import annotations
@@ -20,10 +27,15 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import EvoLMMConfig
-from .logprobs import completion_logprobs_and_kl, reference_outputs, teacher_forced_batch
+from .logprobs import (completion_logprobs_and_kl, official_nll_and_kl, reference_outputs, retokenized_batch,
+                       teacher_forced_batch)
 from .rollout import Generation
 
 GROUP_STD_EPS = 1e-4  # as TRL's GRPO
+
+OFFICIAL_REFERENCE_ROLE = "solver"
+"""The adapter the official reference forward runs with: the one active after every ``use_adapter`` exit
+(its "default", the Solver), for both roles' updates."""
 
 
 def adapt_beta(beta: float, kl: float, config: EvoLMMConfig) -> float:
@@ -134,6 +146,16 @@ class UpdateResult:
     skipped: int = 0
 
 
+def clip_per_device(params: list[torch.nn.Parameter], max_norm: float) -> float:
+    """Clip each device's gradients to ``max_norm`` separately (official); returns the overall norm before."""
+    by_device: dict[torch.device, list[torch.nn.Parameter]] = {}
+    for p in params:
+        if p.grad is not None:
+            by_device.setdefault(p.grad.device, []).append(p)
+    norms = [float(torch.nn.utils.clip_grad_norm_(ps, max_norm)) for ps in by_device.values()]
+    return math.sqrt(sum(n * n for n in norms))
+
+
 class RoleUpdater:
     """REINFORCE updates of one role ("solver" or "proposer"): its AdamW, its β and its baseline b."""
 
@@ -144,6 +166,9 @@ class RoleUpdater:
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.beta = float(config.kl_coef)
         self.baseline = 0.0
+        self.official = config.recipe == "official"
+        self.steps_optimizer = not (self.official and role == "proposer")
+        """False for the official Proposer: its loss, β and b are computed, its weights never change."""
 
     # -- state ------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -180,16 +205,24 @@ class RoleUpdater:
     def _step(self, gen: Generation, rows: list[int], rewards: list[float],
               group_adv: list[float] | None = None) -> UpdateResult:
         """One forward/backward over ``rows`` and one AdamW step (all ranks' rows, gradients averaged)."""
-        batch = teacher_forced_batch(gen, rows)
-        reference = reference_outputs(self.backbone, batch)
+        if self.official:
+            batch = retokenized_batch(self.backbone, gen, rows[0])  # sequential: one row
+            if batch.completion_ids.shape[1] == 0:  # empty completion: the official mean CE is NaN
+                return UpdateResult(skipped=1)
+        else:
+            batch = teacher_forced_batch(gen, rows)
+            reference = reference_outputs(self.backbone, batch)
         with self.backbone.role(self.role) as model:
             was = model.training
             model.train()  # LoRA dropout, as the official update
             try:
-                logp, kl = completion_logprobs_and_kl(model, batch, reference, self.config.kl_chunk_size)
-                n_tok = batch.completion_mask.sum(1).clamp(min=1.0)
-                nll = -logp.sum(1) / n_tok  # [rows]
-                kl_row = kl.sum(1) / n_tok  # [rows]
+                if self.official:
+                    nll, kl_row = official_nll_and_kl(self.backbone, model, batch, OFFICIAL_REFERENCE_ROLE)
+                else:
+                    logp, kl = completion_logprobs_and_kl(model, batch, reference, self.config.kl_chunk_size)
+                    n_tok = batch.completion_mask.sum(1).clamp(min=1.0)
+                    nll = -logp.sum(1) / n_tok  # [rows]
+                    kl_row = kl.sum(1) / n_tok  # [rows]
                 rank_rows = len(rows)
                 rewards_all = self.dist.gather(rewards)
                 kls_all = self.dist.gather(kl_row.detach().double().tolist())
@@ -211,11 +244,17 @@ class RoleUpdater:
                     result.skipped = 1
                     self.optimizer.zero_grad(set_to_none=True)
                     return result
+                if not self.steps_optimizer:
+                    self.baseline, self.beta = b_end, beta_end
+                    return result
                 loss.backward()
             finally:
                 model.train(was)
         self.dist.average_gradients(self.params)
-        result.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip))
+        if self.official:
+            result.grad_norm = clip_per_device(self.params, self.config.grad_clip)
+        else:
+            result.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip))
         if not math.isfinite(result.grad_norm):
             result.skipped = 1
             self.optimizer.zero_grad(set_to_none=True)

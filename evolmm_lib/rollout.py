@@ -5,6 +5,11 @@
 (the processor repeats the image's ``pixel_values`` and ``image_grid_thw`` N times).
 Every :class:`Generation` keeps the processor inputs and the generated token ids, so the policy
 update can teacher-force exactly the sampled tokens without re-tokenising text.
+
+Sampling settings per recipe (:func:`sampling_kwargs`): ``paper`` states every filter itself (T, top-p,
+no top-k, no repetition penalty, vision placeholders suppressed) whatever the checkpoint's
+``generation_config.json`` says; ``official`` passes only ``do_sample``, T and top-p, as the official
+script does, so top-k, repetition penalty etc. come from the checkpoint (Qwen2.5-VL-Instruct: top_k 1).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ class Generation:
     prompt_inputs: dict[str, torch.Tensor]
     """Processor output for the prompts (left-padded), one row per text."""
     prompts: list[str] = field(default_factory=list)
+    images: list = field(default_factory=list)
+    """The PIL image of each row (the official update re-tokenises prompt + completion text with it)."""
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -74,6 +81,31 @@ def suppressed_token_ids(backbone: Backbone) -> list[int]:
     return [i for i in ids if isinstance(i, int) and i >= 0 and i != tok.unk_token_id]
 
 
+PAPER_FILTERS = {"top_k": None, "min_p": None, "typical_p": 1.0, "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}
+"""What the paper recipe sets explicitly besides T and top-p: no other filter, whatever the checkpoint ships."""
+
+REPORTED_SETTINGS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typical_p", "repetition_penalty",
+                     "no_repeat_ngram_size")
+
+
+def sampling_kwargs(backbone: Backbone, recipe: str, temperature: float, top_p: float) -> dict:
+    """The sampling keywords ``generate`` receives under ``recipe`` (see the module docstring)."""
+    if recipe == "official":  # official VLMCore.generate: these three and the pad id, nothing else
+        return dict(do_sample=True, temperature=temperature, top_p=top_p, pad_token_id=backbone.tokenizer.eos_token_id)
+    return dict(do_sample=True, temperature=temperature, top_p=top_p, **PAPER_FILTERS,
+                pad_token_id=backbone.tokenizer.pad_token_id, suppress_tokens=suppressed_token_ids(backbone))
+
+
+def effective_generation_settings(backbone: Backbone, config: EvoLMMConfig) -> dict:
+    """The sampling settings ``generate`` really uses: the checkpoint's generation_config merged with
+    :func:`sampling_kwargs` (transformers' own merge), as logged at the start of a run."""
+    kwargs = sampling_kwargs(backbone, config.recipe, config.temperature, config.top_p)
+    merged, _ = backbone.model._prepare_generation_config(None, **kwargs)  # the merge generate() itself does
+    out = {k: getattr(merged, k, None) for k in REPORTED_SETTINGS}
+    out["suppress_vision_tokens"] = bool(kwargs.get("suppress_tokens"))
+    return out
+
+
 @torch.no_grad()
 def generate(
     backbone: Backbone,
@@ -88,32 +120,38 @@ def generate(
     do_sample: bool = True,
     system: str | None = None,
     output_logits: bool = False,
+    recipe: str = "paper",
 ) -> Generation:
     """Sample ``num_samples`` completions per (image, prompt) with ``role``, in one ``generate`` call.
 
-    Rows are grouped by prompt: row ``i * num_samples + j`` is sample j of prompt i.
+    Rows are grouped by prompt: row ``i * num_samples + j`` is sample j of prompt i. ``recipe`` picks
+    the sampling keywords (:func:`sampling_kwargs`); ``do_sample=False`` is greedy (evaluation).
     """
     images = [im for im in images for _ in range(num_samples)]
     prompts = [p for p in prompts for _ in range(num_samples)]
     inputs = encode_prompts(backbone, images, prompts, system)
     ends = end_token_ids(backbone)
-    sampling = dict(do_sample=True, temperature=temperature, top_p=top_p) if do_sample else dict(do_sample=False)
+    if do_sample:
+        sampling = sampling_kwargs(backbone, recipe, temperature, top_p)
+    else:  # greedy (evaluation): the checkpoint's other settings (e.g. repetition penalty) apply
+        sampling = dict(do_sample=False, top_k=None, pad_token_id=backbone.tokenizer.pad_token_id,
+                        suppress_tokens=suppressed_token_ids(backbone))
+    if recipe != "official":
+        sampling["eos_token_id"] = ends
     with backbone.role(role) as model:
         was_training = model.training
         model.eval()
-        out = model.generate(
-            **inputs, max_new_tokens=max_new_tokens, eos_token_id=ends,
-            pad_token_id=backbone.tokenizer.pad_token_id, suppress_tokens=suppressed_token_ids(backbone),
-            return_dict_in_generate=True, output_logits=output_logits, top_k=None, **sampling,
-        )
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, return_dict_in_generate=True,
+                             output_logits=output_logits, **sampling)
         model.train(was_training)
     new = out.sequences[:, inputs["input_ids"].shape[1]:].tolist()
     completion_ids = []
     for row in new:
         cut = next((i + 1 for i, t in enumerate(row) if t in ends), len(row))
         completion_ids.append(row[:cut])
-    texts = backbone.tokenizer.batch_decode(completion_ids, skip_special_tokens=True)
-    gen = Generation([t.strip() for t in texts], completion_ids, inputs, list(prompts))
+    # official: the whole generated row is decoded (special tokens skipped), as VLMCore.generate does
+    texts = backbone.tokenizer.batch_decode(new if recipe == "official" else completion_ids, skip_special_tokens=True)
+    gen = Generation([t.strip() for t in texts], completion_ids, inputs, list(prompts), list(images))
     if output_logits:
         gen.logits = torch.stack(out.logits, dim=1)  # type: ignore[attr-defined]
     return gen
@@ -133,7 +171,7 @@ def propose_questions(backbone: Backbone, images: Sequence[Image.Image],
     prompt = build_proposer_prompt()
     gen = generate(backbone, "proposer", images, [prompt] * len(images), num_samples=1,
                    max_new_tokens=config.max_new_tokens_proposer, temperature=config.temperature,
-                   top_p=config.top_p)
+                   top_p=config.top_p, recipe=config.recipe)
     return [Proposal(t, parse_question(t)) for t in gen.texts], gen
 
 
@@ -154,7 +192,7 @@ def sample_answers(backbone: Backbone, image: Image.Image, question: str, config
     n = num_samples or config.num_solver_samples
     gen = generate(backbone, "solver", [image], [build_solver_prompt(question)], num_samples=n,
                    max_new_tokens=config.max_new_tokens_solver, temperature=config.temperature,
-                   top_p=config.top_p)
+                   top_p=config.top_p, recipe=config.recipe)
     answers = [parse_answer(t) for t in gen.texts]
     return SolverSamples(question, gen.texts, answers, [normalize_answer(a) for a in answers], gen)
 

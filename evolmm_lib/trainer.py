@@ -21,7 +21,7 @@ from .images import ImagePool, load_image
 from .policy import Distributed, RoleUpdater
 from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
                       solver_rewards)
-from .rollout import Generation, SolverSamples, propose_questions, sample_answers
+from .rollout import Generation, SolverSamples, effective_generation_settings, propose_questions, sample_answers
 
 log = logging.getLogger("evolmm")
 
@@ -32,7 +32,8 @@ class EvoLMMTrainer:
     def __init__(self, backbone, config: EvoLMMConfig, pool: ImagePool | None = None,
                  output_dir: str | Path | None = None) -> None:
         self.backbone, self.config = backbone, config
-        self.pool = pool if pool is not None else ImagePool(config.data_dir, config.seed)
+        scan = "official" if config.recipe == "official" else "recursive"
+        self.pool = pool if pool is not None else ImagePool(config.data_dir, config.seed, scan=scan)
         self.output_dir = Path(output_dir or config.output_dir)
         self.dist = Distributed()
         if self.dist.enabled:  # same adapters everywhere (seeded at load), different sampling per rank
@@ -43,6 +44,10 @@ class EvoLMMTrainer:
         self.last_saved_step = -1
         self.proposer_queue: dict | None = None  # questions drawn ahead (batched mode), see _next_question
         self.tracker = Tracker(config.report_to, self.output_dir, config) if self.is_main else None
+        self.generation_settings = effective_generation_settings(backbone, config)
+        if self.is_main:
+            log.info("recipe %s, sampling both roles with %s", config.recipe,
+                     ", ".join(f"{k}={v}" for k, v in self.generation_settings.items()))
 
     @property
     def is_main(self) -> bool:
@@ -212,7 +217,7 @@ def concat_generations(gens: list[Generation]) -> Generation:
     keys = gens[0].prompt_inputs.keys()
     inputs = {k: torch.cat([g.prompt_inputs[k] for g in gens], dim=0) for k in keys}
     return Generation([t for g in gens for t in g.texts], [c for g in gens for c in g.completion_ids], inputs,
-                      [p for g in gens for p in g.prompts])
+                      [p for g in gens for p in g.prompts], [im for g in gens for im in g.images])
 
 
 def _truncate_log(path: Path, step: int) -> None:

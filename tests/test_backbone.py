@@ -39,8 +39,8 @@ def test_qlora_without_gpu_is_a_clear_error():
         load_backbone("tiny", config=EvoLMMConfig(update="qlora"))
 
 
-def test_two_named_adapters_on_language_model_only(tiny_backbone, caplog):
-    bb = tiny_backbone
+def test_two_named_adapters_on_language_model_only(tiny_config):
+    bb = load_backbone("tiny", config=tiny_config)  # fresh: role switches elsewhere freeze the inactive adapter
     assert bb.backend == "transformers" and bb.is_lora
     peft_cfgs = bb.model.peft_config
     assert set(peft_cfgs) == {"solver", "proposer"}

@@ -73,3 +73,38 @@ def test_cli_style_overrides():
 
 def test_qlora_implies_4bit():
     assert EvoLMMConfig(update="qlora").load_in_4bit
+
+
+@pytest.mark.parametrize("pair,field", [
+    ("freeze_vision=abc", "freeze_vision"),
+    ("load_in_4bit=maybe", "load_in_4bit"),
+    ("output_dir=[a, b]", "output_dir"),
+    ("data_dir=[a]", "data_dir"),
+    ("lora_target_modules=", "lora_target_modules"),
+    ("lora_target_modules=[]", "lora_target_modules"),
+    ("lora_target_modules=[1, 2]", "lora_target_modules"),
+    ("recipe=authors", "recipe"),
+])
+def test_cli_override_holes_are_one_error_naming_the_field(pair, field):
+    """`--set FIELD=VALUE` values that used to be accepted (or crash with a TypeError) fail with one ConfigError."""
+    with pytest.raises(ConfigError, match=rf"^{field}=") as e:
+        EvoLMMConfig().with_overrides([pair])
+    assert "\n" not in str(e.value)
+
+
+def test_cli_main_prints_one_line_for_a_bad_override(tmp_path, capsys):
+    from evolmm_lib.__main__ import main
+
+    assert main(["train", "--output-dir", str(tmp_path), "--set", "lora_target_modules="]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: lora_target_modules=")
+
+
+def test_lora_targets_as_comma_string_and_recipe_constraints():
+    assert EvoLMMConfig().with_overrides(["lora_target_modules=q_proj, v_proj"]).lora_target_modules == ("q_proj", "v_proj")
+    assert EvoLMMConfig(recipe="official").update_mode == "sequential"
+    with pytest.raises(ConfigError, match="^recipe='official' with update='full'"):
+        EvoLMMConfig(recipe="official", update="full")
+    with pytest.raises(ConfigError, match="^recipe='official' with backend='unsloth'"):
+        EvoLMMConfig(recipe="official", backend="unsloth")
+    assert EvoLMMConfig().recipe == "paper"
