@@ -137,10 +137,11 @@ import textwrap
 cols = 3
 rows = (len(images) + cols - 1) // cols
 fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.2 * rows), squeeze=False)
-for ax in axes.flat:
+for ax in axes.flat[len(images):]:
     ax.axis("off")
 for ax, im, q, path in zip(axes.flat, images, questions, paths):
     ax.imshow(im)
+    ax.set_xticks([]); ax.set_yticks([])  # keep the frame: world images have a white background
     exact = W.pool_answer(world, path, q) if world is not None else None
     ax.set_title("\n".join(textwrap.wrap(q[:120], 38)) + ("" if exact is None else f"\n(exact answer: {exact})"),
                  fontsize=9)
