@@ -47,3 +47,12 @@ def test_drift_is_detected(tmp_path):
     nb.cells[-1].source += " "
     nb.cells[-1].source = nb.cells[-1].source.replace("wrote", "wrote:")
     assert _cells(nb) != _cells(jupytext.read(book.with_suffix(".py")))
+
+
+def test_chain_parameters_from_the_command_line():
+    from evolmm_lib.notebook_chain import parse_params
+
+    assert parse_params(["model=qwen2.5-vl-7b", "steps=40", "lr=1e-6", "checkpoint=None", "benchmarks=[chartqa]"]) == {
+        "model": "qwen2.5-vl-7b", "steps": 40, "lr": 1e-6, "checkpoint": None, "benchmarks": ["chartqa"]}
+    with pytest.raises(SystemExit, match="expected NAME=VALUE"):
+        parse_params(["steps"])
