@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine (they create .venv/ when missing):
-#   make reproduce   run the notebook chain 01..06 on the embedded tiny backbone (offline, CPU)
+#   make reproduce   run the notebook chain 01..06 on the miniature world (offline, CPU)
 #   make test        run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,9 +11,8 @@ GPU_EXTRA ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
-export MPLBACKEND ?= Agg
 
-.PHONY: reproduce test test-official venv lab clean
+.PHONY: reproduce test test-official venv lab clean browser
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements/cpu.txt pyproject.toml
@@ -31,7 +30,8 @@ $(VENV)/.installed-gpu: requirements/gpu.txt $(VENV)/.installed
 reproduce: venv
 	$(PY) -m evolmm_lib notebooks --output-dir $(RUN_DIR)
 
-test: venv $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu)
+# tests/test_browser.py drives JupyterLab in headless Chromium (Debian's package, installed when missing).
+test: venv $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu) browser
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 # parity with the official script, run live: OFFICIAL_SCRIPT = a copy of the official src/train.py with
@@ -39,6 +39,11 @@ test: venv $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu)
 test-official: venv
 	@test -n "$(OFFICIAL_SCRIPT)" || { echo "usage: make test-official OFFICIAL_SCRIPT=path/to/train.py"; exit 2; }
 	EVOLMM_OFFICIAL_SCRIPT=$(abspath $(OFFICIAL_SCRIPT)) $(PY) -m pytest -q tests/test_recipes.py -m official_live $(PYTEST_ARGS)
+
+browser:
+	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium missing and not root: tests/test_browser.py will skip"
 
 lab: venv
 	$(VENV)/bin/jupyter lab notebooks/

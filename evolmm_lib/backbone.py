@@ -31,6 +31,7 @@ ROLES = ("solver", "proposer")
 
 PRESETS: dict[str, str] = {
     "tiny": "embedded tiny Qwen2.5-VL (built offline into the cache)",
+    "miniature": "2.2M-parameter Qwen2.5-VL warm-started on the miniature world (shipped in data/miniature/)",
     "qwen2.5-vl-3b": "Qwen/Qwen2.5-VL-3B-Instruct",
     "qwen2.5-vl-7b": "Qwen/Qwen2.5-VL-7B-Instruct",
     "qwen2.5-vl-72b": "Qwen/Qwen2.5-VL-72B-Instruct",
@@ -49,6 +50,10 @@ def resolve_model(name: str) -> str:
         from .tiny_model import ensure_tiny_model
 
         return str(ensure_tiny_model())
+    if name == "miniature":
+        from .miniature.warmstart import ensure_warmstart
+
+        return str(ensure_warmstart())
     if name in PRESETS:
         return PRESETS[name]
     if Path(name).expanduser().is_dir():

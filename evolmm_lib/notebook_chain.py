@@ -49,10 +49,31 @@ def run_chain(output_dir: str | Path, only: list[str] | None = None, parameters:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-dir", default="runs/notebooks", help="where executed notebooks and artefacts go")
     p.add_argument("--only", nargs="*", help="notebook prefixes to run (e.g. 01 02)")
+    p.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                   help="a parameters-cell override for every notebook, VALUE a Python literal or else YAML "
+                        "(e.g. model=qwen2.5-vl-7b, steps=40, lr=1e-6)")
+
+
+def parse_params(items: list[str]) -> dict:
+    """``["steps=40", "model=tiny"]`` → ``{"steps": 40, "model": "tiny"}`` (a Python literal, else YAML)."""
+    import ast
+
+    import yaml
+
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise SystemExit(f"--param {item!r}: expected NAME=VALUE, e.g. --param model=qwen2.5-vl-7b")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = yaml.safe_load(value)
+    return out
 
 
 def main(args: argparse.Namespace) -> int:
-    results = run_chain(args.output_dir, args.only)
+    results = run_chain(args.output_dir, args.only, parse_params(args.param))
     total = sum(r["seconds"] for r in results)
     print(f"[evolmm] chain of {len(results)} notebooks done in {total:.1f} s", file=sys.stderr)
     return 0

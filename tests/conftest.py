@@ -9,7 +9,6 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("EVOLMM_CACHE", str(REPO / ".cache" / "evolmm"))
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
 

@@ -1,6 +1,7 @@
 """Backbone loader: presets, backends, LoRA roles on the language model only, reference = adapters off."""
 
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +14,8 @@ from evolmm_lib.rollout import generate
 
 
 def test_presets_and_unknown_names():
-    assert set(PRESETS) == {"tiny", "qwen2.5-vl-3b", "qwen2.5-vl-7b", "qwen2.5-vl-72b"}
+    assert set(PRESETS) == {"tiny", "miniature", "qwen2.5-vl-3b", "qwen2.5-vl-7b", "qwen2.5-vl-72b"}
+    assert (Path(resolve_model("miniature")) / "evolmm_warmstart.json").is_file()  # the shipped warm start
     assert resolve_model("qwen2.5-vl-7b") == "Qwen/Qwen2.5-VL-7B-Instruct"
     assert resolve_model("Qwen/Qwen2.5-VL-3B-Instruct") == "Qwen/Qwen2.5-VL-3B-Instruct"
     with pytest.raises(BackboneError) as e:

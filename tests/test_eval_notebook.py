@@ -49,7 +49,12 @@ def test_notebook_05_in_the_chain(tiny_config, tmp_path, benchmarks_dir):
 
     run = tmp_path / "run"
     _checkpoint(tiny_config, run / "train" / "checkpoint-3")
-    run_chain(run, only=["05"], parameters={"limit": 3, "benchmarks": ["chartqa", "mathvision"]})
+    run_chain(run, only=["05"], parameters={"model": "tiny", "limit": 3, "benchmarks": ["chartqa", "mathvision"],
+                                           "world_test_items": 4, "world_samples": 2})
+    world = (run / "eval" / "world_test.csv").read_text().splitlines()
+    assert world[0].startswith("role,n,sampled_accuracy") and [r.split(",")[:2] for r in world[1:]] == [
+        ["base", "4"], ["solver", "4"]]  # the labelled world test split, base vs trained Solver
+    assert (run / "eval" / "world_test.png").stat().st_size > 0
     summaries = json.loads((run / "eval" / "summaries.json").read_text())
     assert {(s["benchmark"], s["role"]) for s in summaries} == {(b, r) for b in ("chartqa", "mathvision")
                                                                for r in ("base", "solver")}

@@ -214,3 +214,17 @@ def check_pool_disjoint(world: World, pool_dir: str | Path) -> dict:
     overlap = [str(p) for p in files if image_sha256(p) in test_hashes]
     return {"pool_files": len(files), "test_images": len(test_hashes), "overlap": overlap}
 
+
+
+def world_question_rate(questions: list[str]) -> float:
+    """Share of ``questions`` that are questions the world can ask (:func:`parse_world_question`)."""
+    if not questions:
+        raise ValueError("world_question_rate needs at least one question")
+    return sum(parse_world_question(q) is not None for q in questions) / len(questions)
+
+
+def write_world_images(folder: str | Path, n: int = 64, seed: int = 0) -> tuple[World, Path]:
+    """The seeded world (its first ``n`` pool scenes, a 200-item validation and 500-item test split) and
+    ``folder`` holding those pool scenes as ``pool_<i>.png`` (for :func:`pool_answer`)."""
+    world = make_world(seed, n_warmstart=0, n_pool=n)
+    return world, world.write_pool(folder)
