@@ -24,6 +24,12 @@ $(VENV)/.installed: requirements/cpu.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name evolmm --display-name "EvoLMM (.venv)" >/dev/null
 	touch $@
 
+# make test also installs requirements/extras.txt (lmms-eval, tensorboard; ~1.5 min, no pin changes) so the
+# lmms-eval plugin and the tensorboard tracker run in the tests.
+$(VENV)/.installed-extras: requirements/extras.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements/extras.txt
+	touch $@
+
 $(VENV)/.installed-gpu: requirements/gpu.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements/gpu.txt
 	touch $@
@@ -31,7 +37,7 @@ $(VENV)/.installed-gpu: requirements/gpu.txt $(VENV)/.installed
 reproduce: venv
 	$(PY) -m evolmm_lib notebooks --output-dir $(RUN_DIR)
 
-test: venv $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu)
+test: venv $(VENV)/.installed-extras $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu)
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 lab: venv

@@ -100,13 +100,79 @@ def test_cli_evaluate(benchmarks_dir, tmp_path, capsys):
     assert len(json.loads(out.read_text())["rows"]) == 3
 
 
-def test_lmms_eval_registration_when_installed():
-    pytest.importorskip("lmms_eval")
-    from lmms_eval.models import get_model
+def test_lmms_eval_registration():
+    from lmms_eval.models import get_model  # make test installs the eval extra: no skip
 
     from evolmm_lib.evaluation.lmms_eval_plugin import EvoLMM
 
     assert get_model("evolmm") is EvoLMM
+
+
+TWO_ITEM_TASK = """dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+task: evolmm_two_items
+test_split: test
+output_type: generate_until
+doc_to_visual: !function two_items.doc_to_visual
+doc_to_text: !function two_items.doc_to_text
+doc_to_target: answer
+generation_kwargs:
+  max_new_tokens: 4
+  do_sample: false
+process_results: !function two_items.process_results
+metric_list:
+  - metric: relaxed_overall
+    aggregation: mean
+    higher_is_better: true
+"""
+
+TWO_ITEM_UTILS = """from PIL import Image
+from lmms_eval.tasks.chartqa.utils import chartqa_process_results as process_results  # noqa: F401
+
+from evolmm_lib.evaluation import build_prompt
+
+
+def doc_to_visual(doc):
+    return [Image.open(doc["image"]).convert("RGB")]
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return build_prompt("chartqa", doc)
+"""
+
+
+@pytest.mark.slow
+def test_lmms_eval_runs_a_two_item_task_on_the_tiny_model(tiny_backbone, tmp_path):
+    """``python -m lmms_eval --model evolmm`` on a local two-item ChartQA-style task: the harness gets the
+    same post-processed answers as the kit's own runner and scores them with its ChartQA metric."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, make_images
+
+    paths = make_images(tmp_path / "images", 2)
+    docs = [{"id": i, "question": "What colour is the square?", "answer": a, "type": "human_test",
+             "image": str(p), "_image_path": str(p)} for i, (p, a) in enumerate(zip(paths, ["red", "green"]))]
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    (tmp_path / "task").mkdir()
+    (tmp_path / "task" / "two_items.yaml").write_text(TWO_ITEM_TASK.format(data=tmp_path / "data.jsonl"))
+    (tmp_path / "task" / "two_items.py").write_text(TWO_ITEM_UTILS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets"), "HF_DATASETS_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "lmms_eval", "--model", "evolmm", "--model_args", "pretrained=tiny",
+                          "--tasks", "evolmm_two_items", "--include_path", str(tmp_path / "task"), "--batch_size", "2",
+                          "--output_path", str(tmp_path / "out"), "--log_samples"],
+                         env=env, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(next((tmp_path / "out").rglob("*_results.json")).read_text())
+    assert results["n-samples"]["evolmm_two_items"]["effective"] == 2
+    samples = [json.loads(line) for line in next((tmp_path / "out").rglob("*_samples_*.jsonl")).read_text().splitlines()]
+    ours = evaluate(tiny_backbone, "chartqa", docs, role="base", max_new_tokens=4, progress=False, harness="0.7.3")
+    assert [s["filtered_resps"] for s in sorted(samples, key=lambda s: s["doc_id"])] == [r["post"] for r in ours.rows]
+    assert results["results"]["evolmm_two_items"]["relaxed_overall,none"] == pytest.approx(ours.summary["score"] / 100)
 
 
 @pytest.mark.slow
