@@ -192,3 +192,64 @@ def test_lmms_eval_model_generates_batched_and_postprocesses(benchmarks_dir, tmp
     out = model.generate_until(reqs)
     assert len(out) == 3 and all(isinstance(o, str) for o in out)
     assert model.role_name is None  # no adapter given: the base model
+
+
+# The runner pinned with a scripted generator: known raw responses, hand-computed post-processing,
+# extraction and scores (ChartQA: relaxed accuracy, 5% tolerance; MathVision: letter or option text).
+CHARTQA_SCRIPT = [  # (question, gold, raw response, post, score)
+    ("q1", "42", "thinking... <answer> 42 </answer> then \\boxed{7}", "42", 1.0),  # tag first, stripped
+    ("q2", "42", "The value is \\boxed{43}.", "43", 1.0),  # boxed; 43 is within 5% of 42
+    ("q3", "42", "\\boxed{45}", "45", 0.0),  # near miss: 7% off
+    ("q4", "Yes", "  yes \n", "yes", 1.0),  # plain text, stripped, case-insensitive
+    ("q5", "40", "40 apples", "40 apples", 0.0),  # not a number, not the string
+]
+MATHVISION_SCRIPT = [  # (question, options, gold, raw response, post, extracted, score)
+    ("m1", ["1", "2", "3"], "C", "<answer>3</answer>", "3", "3", 1.0),  # the option's text
+    ("m2", ["1", "2", "3"], "C", "so \\boxed{C} and \\boxed{A}", "C", "c", 1.0),  # first box only
+    ("m3", ["1", "2", "3"], "C", "The answer is 2.", "The answer is 2.", "2", 0.0),
+    ("m4", [], "12.5", "<answer>12.50</answer>", "12.50", "12.50", 1.0),  # equal at 2 decimals
+]
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Replace generation by a script: prompt -> raw response; records each call's settings."""
+    import evolmm_lib.rollout as rollout
+    from types import SimpleNamespace
+
+    script, calls = {}, []
+
+    def generate(backbone, role, images, prompts, **kw):
+        calls.append(dict(kw, role=role, n=len(images)))
+        return SimpleNamespace(texts=[script[p] for p in prompts])
+
+    monkeypatch.setattr(rollout, "generate", generate)
+    return script, calls
+
+
+def test_runner_scores_the_post_processed_answer(scripted, tmp_path):
+    from types import SimpleNamespace
+
+    from conftest import make_images
+    from evolmm_lib.evaluation import build_prompt
+
+    script, calls = scripted
+    image = str(make_images(tmp_path, 1)[0])
+    docs = [{"id": q, "question": q, "answer": gold, "_image_path": image} for q, gold, *_ in CHARTQA_SCRIPT]
+    for doc, (_, _, raw, *_) in zip(docs, CHARTQA_SCRIPT):
+        script[build_prompt("chartqa", doc)] = raw
+    res = evaluate(SimpleNamespace(name="scripted"), "chartqa", docs, batch_size=2, progress=False)
+    assert [(r["response"], r["post"], r["extracted"], r["score"]) for r in res.rows] == \
+        [(raw, post, post, score) for _, _, raw, post, score in CHARTQA_SCRIPT]
+    assert res.summary["score"] == 60.0 and res.summary["n"] == 5  # 100 x mean(1, 1, 0, 1, 0)
+    assert [c["n"] for c in calls] == [2, 2, 1]
+    assert all(c["do_sample"] is False and c["max_new_tokens"] == 16 and c["role"] == "solver"
+               and c["system"] == "You are a helpful assistant." for c in calls)
+
+    docs = [{"id": q, "question": q, "options": o, "answer": g, "_image_path": image} for q, o, g, *_ in MATHVISION_SCRIPT]
+    for doc, (*_, raw, _, _, _) in zip(docs, MATHVISION_SCRIPT):
+        script[build_prompt("mathvision", doc)] = raw
+    res = evaluate(SimpleNamespace(name="scripted"), "mathvision", docs, role="base", progress=False)
+    assert [(r["post"], r["extracted"], r["score"]) for r in res.rows] == \
+        [(post, extracted, score) for *_, post, extracted, score in MATHVISION_SCRIPT]
+    assert res.summary["score"] == 75.0 and res.summary["role"] == "base" and calls[-1]["role"] is None

@@ -42,13 +42,14 @@ def output_path(output: str | None, benchmark: str, several: bool) -> Path | Non
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..backbone import load_backbone
     from .datasets import load_benchmark
+
+    tasks = [get_task(b.strip()) for b in args.benchmark.split(",") if b.strip()]  # unknown names fail here,
+    records = {t.name: load_benchmark(t, args.data_dir, args.split, args.limit) for t in tasks}  # missing data here
+    from ..backbone import load_backbone  # torch: only once the request is known to be valid
     from .extraction import Judge
     from .runner import evaluate
 
-    tasks = [get_task(b.strip()) for b in args.benchmark.split(",") if b.strip()]  # unknown names fail here
-    records = {t.name: load_benchmark(t, args.data_dir, args.split, args.limit) for t in tasks}  # and missing data
     backbone = load_backbone(args.model, backend=args.backend, adapters_from=args.adapters)
     judge = Judge(args.judge_url, args.judge_model, args.judge_key_env) if args.judge_url else None
     for task in tasks:
