@@ -12,6 +12,8 @@ export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
 export MPLBACKEND ?= Agg
+# real benchmark samples (notebook 05, tests); the library reads them only from this setting
+export EVOLMM_BENCHMARKS_DIR ?= $(abspath $(CURDIR)/../shared/benchmarks)
 
 .PHONY: reproduce test venv lab clean
 venv: $(VENV)/.installed

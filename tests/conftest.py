@@ -10,6 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("EVOLMM_CACHE", str(REPO / ".cache" / "evolmm"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+# the library reads benchmark samples only from $EVOLMM_BENCHMARKS_DIR; the tests default it to ../shared
+os.environ.setdefault("EVOLMM_BENCHMARKS_DIR", str(REPO.parent / "shared" / "benchmarks"))
 
 import pytest  # noqa: E402
 
@@ -21,7 +23,7 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def benchmarks_dir() -> Path:
-    path = Path(os.environ.get("EVOLMM_BENCHMARKS_DIR", REPO.parent / "shared" / "benchmarks"))
+    path = Path(os.environ["EVOLMM_BENCHMARKS_DIR"])
     if not path.is_dir():
         pytest.skip(f"shared benchmark samples not found at {path}")
     return path

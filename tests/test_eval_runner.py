@@ -253,3 +253,28 @@ def test_runner_scores_the_post_processed_answer(scripted, tmp_path):
     assert [(r["post"], r["extracted"], r["score"]) for r in res.rows] == \
         [(post, extracted, score) for *_, post, extracted, score in MATHVISION_SCRIPT]
     assert res.summary["score"] == 75.0 and res.summary["role"] == "base" and calls[-1]["role"] is None
+
+
+def test_the_judge_is_asked_once_per_item(scripted, tmp_path):
+    """MathVista with a judge: one extraction call per item (the answer is extracted once, then scored)."""
+    from types import SimpleNamespace
+
+    from conftest import make_images
+    from evolmm_lib.evaluation import build_prompt
+
+    script, _ = scripted
+    image = str(make_images(tmp_path, 1)[0])
+    asked = []
+
+    class CountingJudge:
+        def extract(self, question, response):
+            asked.append(response)
+            return "B"
+
+    docs = [{"pid": str(i), "question": "q", "choices": ["3", "5", "7"], "answer": "5", "question_type": "multi_choice",
+             "answer_type": "text", "precision": None, "query": f"Question {i}", "_image_path": image} for i in range(3)]
+    for doc in docs:
+        script[build_prompt("mathvista", doc)] = "it is the middle one"
+    res = evaluate(SimpleNamespace(name="scripted"), "mathvista", docs, judge=CountingJudge(), progress=False)
+    assert asked == ["it is the middle one"] * 3
+    assert [r["extracted"] for r in res.rows] == ["B"] * 3 and res.summary["score"] == 100.0
