@@ -281,13 +281,19 @@ def load_backbone(
     model_id = resolve_model(config.model)
     if not Path(model_id).is_dir():
         _require_cached_when_offline(model_id)
+    elif not (Path(model_id) / "config.json").is_file():
+        raise BackboneError(f"{model_id}: no config.json (expected a model folder saved by save_pretrained)")
     if adapters_from is not None and config.update != "full":
         _check_adapter_folders(Path(adapters_from))
     torch.manual_seed(config.seed)
     if chosen == "unsloth":
         base, processor = _load_unsloth(model_id, config)
     else:
-        base, processor = _load_transformers(model_id, config)
+        try:
+            base, processor = _load_transformers(model_id, config)
+        except OSError as e:  # not on the hub / no network / not a model folder: transformers' own message
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise BackboneError(f"cannot load model {model_id!r}: {reason}") from e
     processor.tokenizer.padding_side = "left"  # generation pads on the left (not saved with the tokenizer)
     for n, p in base.named_parameters():
         p.requires_grad_(False)

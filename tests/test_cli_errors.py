@@ -49,6 +49,8 @@ CASES = {  # name -> (args, expected substrings); {tmp} is the test's temporary 
                       ["unknown model 'qwen-7b-please'"]),
     "hub model offline": (["evaluate", "--benchmark", "chartqa", "--data-dir", "{data}", "--model", "qwen2.5-vl-7b"],
                           ["not in the local Hugging Face cache", "HF_HUB_OFFLINE"]),
+    "folder that is not a model": (["evaluate", "--benchmark", "chartqa", "--data-dir", "{data}", "--model", "{tmp}"],
+                                   ["no config.json"]),
     "missing data folder": (["evaluate", "--benchmark", "chartqa", "--data-dir", "{tmp}/nowhere"], ["no such folder"]),
     "folder without data.jsonl": (["evaluate", "--benchmark", "chartqa", "--data-dir", "{tmp}"], ["no data.jsonl"]),
     "no local sample, hub offline": (["evaluate", "--benchmark", "ai2d"], ["cannot load lmms-lab/ai2d", "--data-dir"]),

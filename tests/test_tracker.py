@@ -7,19 +7,20 @@ import json
 import pytest
 
 from conftest import make_images
+from evolmm_lib.backbone import load_backbone
 from evolmm_lib.config import EvoLMMConfig
 from evolmm_lib.trainer import EvoLMMTrainer
 
 
 @pytest.mark.slow
-def test_tensorboard_tracker_holds_the_logged_scalars(tmp_path, tiny_backbone):
+def test_tensorboard_tracker_holds_the_logged_scalars(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # make test installs it
 
     make_images(tmp_path / "images", 2)
     cfg = EvoLMMConfig(data_dir=str(tmp_path / "images"), output_dir=str(tmp_path / "run"), num_solver_samples=2,
                        max_new_tokens_solver=6, max_new_tokens_proposer=6, proposer_update_freq=1, save_every=0,
                        total_steps=2, report_to="tensorboard")
-    EvoLMMTrainer(tiny_backbone, cfg).train()
+    EvoLMMTrainer(load_backbone("tiny", config=cfg), cfg).train()  # own copy: training changes the backbone
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     events = EventAccumulator(str(tmp_path / "run" / "tensorboard"))
     events.Reload()

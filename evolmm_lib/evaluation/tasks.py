@@ -42,14 +42,17 @@ class Task:
     fields: tuple[str, ...]
     """Record fields the prompt and the scorer read (checked when records load)."""
     max_new_tokens: int
-    """Greedy generation budget (the task YAML's ``generation_kwargs.max_new_tokens``, or the kit's cap)."""
+    """Greedy generation budget: the task YAML's ``generation_kwargs.max_new_tokens`` in lmms-eval 0.5; the
+    math tasks allow 16384 there, the kit caps them at 1024 (``max_new_tokens=`` / ``--max-new-tokens`` for more)."""
     code: ModuleType
-    """Module with ``build_prompt(doc)``, ``extract(doc, response, judge)``, ``score(doc, extracted, judge)``."""
+    """Module with ``build_prompt(doc)``, ``extract(doc, response, judge)`` and
+    ``score(doc, extracted, judge, harness)``."""
     hub_name: str | None = None
     local_folder: str | None = None
     """Folder under ``$EVOLMM_BENCHMARKS_DIR`` holding a real sample as ``data.jsonl`` + images."""
     aliases: tuple[str, ...] = ()
     differs_from_0_7_3: str = ""
+    """Where lmms-eval 0.7.3 scores or generates differently from the vendored 0.5 (empty: nowhere)."""
 
     def build_prompt(self, doc: dict) -> str:
         """The user text lmms-eval sends for ``doc`` (the image goes before it)."""
