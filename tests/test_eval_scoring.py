@@ -236,4 +236,5 @@ def test_live_0_7_3_column_of_the_hand_written_mathvision_items():
     mv_utils = _lmms_eval_utils("mathvision")
     for options, gold, response, _, v073 in MATHVISION_0_5_VS_0_7_3:
         doc = {"question": "q", "options": options, "answer": gold}
-        assert float(mv_utils.mathvision_process_results(doc, [response])["mathvision_standard_eval"]["scores"][0]) == v073
+        got = mv_utils.mathvision_process_results(doc, [response])["mathvision_standard_eval"]["scores"][0]
+        assert float(got) == v073, (options, gold, response)
