@@ -11,6 +11,8 @@ GPU_EXTRA ?= 1
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
+# real benchmark samples (notebook 05, tests); the library reads them only from this setting
+export EVOLMM_BENCHMARKS_DIR ?= $(abspath $(CURDIR)/../shared/benchmarks)
 
 .PHONY: reproduce test test-official venv lab clean browser
 venv: $(VENV)/.installed
@@ -23,6 +25,12 @@ $(VENV)/.installed: requirements/cpu.txt pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name evolmm --display-name "EvoLMM (.venv)" >/dev/null
 	touch $@
 
+# make test also installs requirements/extras.txt (lmms-eval, tensorboard; ~1.5 min, no pin changes) so the
+# lmms-eval plugin and the tensorboard tracker run in the tests.
+$(VENV)/.installed-extras: requirements/extras.txt $(VENV)/.installed
+	$(PY) -m pip install --quiet -r requirements/extras.txt
+	touch $@
+
 $(VENV)/.installed-gpu: requirements/gpu.txt $(VENV)/.installed
 	$(PY) -m pip install --quiet -r requirements/gpu.txt
 	touch $@
@@ -31,7 +39,7 @@ reproduce: venv
 	$(PY) -m evolmm_lib notebooks --output-dir $(RUN_DIR)
 
 # tests/test_browser.py drives JupyterLab in headless Chromium (Debian's package, installed when missing).
-test: venv $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu) browser
+test: venv $(VENV)/.installed-extras $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu) browser
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
 
 # parity with the official script, run live: OFFICIAL_SCRIPT = a copy of the official src/train.py with

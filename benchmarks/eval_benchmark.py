@@ -1,6 +1,7 @@
 """Print scorer agreement with lmms-eval (pinned fixtures) and evaluation throughput on the tiny backbone.
 
-    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/eval_benchmark.py [--items 24] [--tokens 16 64]
+    EVOLMM_BENCHMARKS_DIR=../shared/benchmarks HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/eval_benchmark.py \
+        [--items 24] [--tokens 16 64]
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ sys.path.insert(0, str(REPO))
 
 
 def agreement() -> None:
-    from evolmm_lib.evaluation import score_response
-    from evolmm_lib.evaluation.datasets import LOCAL_FOLDERS, benchmarks_dir, load_local
+    from evolmm_lib.evaluation import get_task, score_response
+    from evolmm_lib.evaluation.datasets import load_local, local_sample
 
     for path in sorted((REPO / "tests" / "fixtures" / "lmms_eval").glob("*.json")):
         data = json.loads(path.read_text())
+        if "benchmark" not in data:  # v0_5_differences.json
+            continue
         b = data["benchmark"]
-        docs = {}
-        if b in LOCAL_FOLDERS:
-            docs = {str(d.get("id", d.get("pid"))): d
-                    for d in load_local(b, benchmarks_dir() / LOCAL_FOLDERS[b], require_images=False)}
+        docs, folder = {}, local_sample(get_task(b))
+        if folder is not None:
+            docs = {str(d.get("id", d.get("pid"))): d for d in load_local(b, folder, require_images=False)}
         t0 = time.time()
-        same = sum(score_response(b, c.get("doc") or docs[str(c["id"])], c["response"]) == c["score"]
+        same = sum(score_response(b, c.get("doc") or docs[str(c["id"])], c["response"], harness="0.7.3") == c["score"]
                    for c in data["cases"])
         n = len(data["cases"])
         print(f"agreement {b:11s} lmms-eval {data['lmms_eval_version']}: {same}/{n} = {100 * same / n:.2f}% "

@@ -1,4 +1,8 @@
-"""Command line: ``python -m evolmm_lib {notebooks,build-tiny,train,evaluate,miniature} ...``."""
+"""Command line: ``python -m evolmm_lib {notebooks,build-tiny,train,evaluate,miniature} ...``.
+
+A user mistake (unknown model or benchmark, missing data, bad adapter folder, corrupt checkpoint, bad
+flag) ends in one ``error: ...`` line on stderr and exit status 2, never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +20,37 @@ COMMANDS = {
     "miniature": ("evolmm_lib.miniature.cli", "run the CPU miniature reproduction study"),
 }
 
+USER_ERROR_STATUS = 2
+# Mistake types defined before evolmm_lib.errors.UserError existed: (module, class name). Looked up only
+# in modules already imported, since an exception of the class implies its module was loaded.
+_OTHER_USER_ERRORS = (("evolmm_lib.config", "ConfigError"), ("evolmm_lib.images", "ImageError"))
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as one line (not usage + error)."""
+
+    def error(self, message: str):
+        self.exit(USER_ERROR_STATUS, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def user_error_types() -> tuple[type[BaseException], ...]:
+    """The exception types that mean a user mistake (printed as one line), not a bug (traceback)."""
+    from .errors import UserError
+
+    found = [UserError, FileExistsError]
+    for module, name in _OTHER_USER_ERRORS:
+        if module in sys.modules:
+            found.append(getattr(sys.modules[module], name))
+    return tuple(found)
+
+
+def one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python -m evolmm_lib", description=__doc__)
+    parser = _Parser(prog="python -m evolmm_lib", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     argv = sys.argv[1:] if argv is None else argv
     for name, (module, help_text) in COMMANDS.items():
@@ -28,7 +59,14 @@ def main(argv: list[str] | None = None) -> int:
             mod = importlib.import_module(module)
             mod.add_arguments(p)
     args = parser.parse_args(argv)
-    return importlib.import_module(COMMANDS[args.command][0]).main(args) or 0
+    try:
+        return importlib.import_module(COMMANDS[args.command][0]).main(args) or 0
+    except user_error_types() as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return USER_ERROR_STATUS
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from typing import Iterator
 import torch
 
 from .config import EvoLMMConfig
+from .errors import UserError
 
 log = logging.getLogger("evolmm")
 
@@ -40,7 +41,7 @@ PRESETS: dict[str, str] = {
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
 
-class BackboneError(RuntimeError):
+class BackboneError(UserError, RuntimeError):
     """The backbone cannot be loaded as asked (unknown preset, no GPU for Unsloth, ...)."""
 
 
@@ -64,6 +65,25 @@ def resolve_model(name: str) -> str:
         f"unknown model {name!r}: expected a preset ({', '.join(PRESETS)}), a hub id like "
         "'Qwen/Qwen2.5-VL-7B-Instruct', or an existing local folder"
     )
+
+
+def _require_cached_when_offline(repo_id: str) -> str:
+    """``repo_id`` unchanged; offline (``HF_HUB_OFFLINE``), a :class:`BackboneError` unless it is cached."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        raise BackboneError(f"model {repo_id!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+                            f"download it first (hf download {repo_id}) or pass a local folder")
+    return repo_id
+
+
+def _check_adapter_folders(root: Path) -> None:
+    """A :class:`BackboneError` unless ``root/solver`` and ``root/proposer`` each hold a PEFT adapter."""
+    for r in ROLES:
+        if not (root / r / "adapter_config.json").is_file():
+            raise BackboneError(f"{root / r}: no adapter_config.json (expected a checkpoint with solver/ and proposer/)")
+        if not any((root / r / f).is_file() for f in ("adapter_model.safetensors", "adapter_model.bin")):
+            raise BackboneError(f"{root / r}: no adapter_model.safetensors (incomplete checkpoint)")
 
 
 def cuda_available() -> bool:
@@ -270,6 +290,12 @@ def load_backbone(
     config = config.replace(**{k: v for k, v in {"model": model, "backend": backend}.items() if v is not None})
     chosen = "transformers" if config.recipe == "official" else choose_backend(config.backend)
     model_id = resolve_model(config.model)
+    if not Path(model_id).is_dir():
+        _require_cached_when_offline(model_id)
+    elif not (Path(model_id) / "config.json").is_file():
+        raise BackboneError(f"{model_id}: no config.json (expected a model folder saved by save_pretrained)")
+    if adapters_from is not None and config.update != "full":
+        _check_adapter_folders(Path(adapters_from))
     if config.recipe == "official":  # official trainer: set_seed + random.seed before loading
         import random
 
@@ -282,7 +308,11 @@ def load_backbone(
     if chosen == "unsloth":
         base, processor = _load_unsloth(model_id, config)
     else:
-        base, processor = _load_transformers(model_id, config)
+        try:
+            base, processor = _load_transformers(model_id, config)
+        except OSError as e:  # not on the hub / no network / not a model folder: transformers' own message
+            reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise BackboneError(f"cannot load model {model_id!r}: {reason}") from e
     processor.tokenizer.padding_side = "left"  # generation pads on the left (not saved with the tokenizer)
     for n, p in base.named_parameters():
         p.requires_grad_(False)
@@ -306,11 +336,11 @@ def load_backbone(
         from peft import PeftModel
 
         root = Path(adapters_from)
-        for r in ROLES:
-            if not (root / r / "adapter_config.json").is_file():
-                raise BackboneError(f"{root / r}: no adapter_config.json (expected a checkpoint with solver/ and proposer/)")
-        peft_model = PeftModel.from_pretrained(base, root / "solver", adapter_name="solver", is_trainable=True)
-        peft_model.load_adapter(root / "proposer", adapter_name="proposer", is_trainable=True)
+        try:
+            peft_model = PeftModel.from_pretrained(base, root / "solver", adapter_name="solver", is_trainable=True)
+            peft_model.load_adapter(root / "proposer", adapter_name="proposer", is_trainable=True)
+        except Exception as e:  # noqa: BLE001 - unreadable or mismatched adapter files: name the folder
+            raise BackboneError(f"{root}: cannot load the adapters ({type(e).__name__}: {e})") from e
     elif chosen == "unsloth":
         peft_model = _add_lora_unsloth(base, config)
     else:

@@ -18,8 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .errors import UserError
+
 STATE_FILE = "trainer_state.pt"
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+class CheckpointError(UserError, RuntimeError):
+    """A checkpoint that cannot be read (truncated or corrupt files); the message names it."""
 
 
 def rng_state() -> dict:
@@ -80,7 +86,12 @@ def save_checkpoint(output_dir: str | os.PathLike, step: int, backbone, state: d
 
 
 def load_state(checkpoint: str | os.PathLike) -> dict:
-    return torch.load(Path(checkpoint) / STATE_FILE, map_location="cpu", weights_only=False)
+    path = Path(checkpoint) / STATE_FILE
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - truncated / not a torch file
+        raise CheckpointError(f"{path}: cannot read the trainer state ({type(e).__name__}: {e}); remove "
+                              f"{Path(checkpoint).name} to resume from the one before") from e
 
 
 def restore_weights(backbone, checkpoint: str | os.PathLike) -> None:
@@ -90,7 +101,11 @@ def restore_weights(backbone, checkpoint: str | os.PathLike) -> None:
         from peft.utils import load_peft_weights, set_peft_model_state_dict
 
         for role in ("solver", "proposer"):
-            weights = load_peft_weights(str(root / role), device=str(backbone.device))
+            try:
+                weights = load_peft_weights(str(root / role), device=str(backbone.device))
+            except Exception as e:  # noqa: BLE001 - missing / truncated adapter file
+                raise CheckpointError(f"{root / role}: cannot read the adapter weights ({type(e).__name__}: "
+                                      f"{e}); remove {root.name} to resume from the one before") from e
             result = set_peft_model_state_dict(backbone.model, weights, adapter_name=role)
             if getattr(result, "unexpected_keys", None):
                 raise RuntimeError(f"{root / role}: unexpected adapter keys {result.unexpected_keys[:3]}")

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .errors import UserError
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -34,7 +36,7 @@ def run_chain(output_dir: str | Path, only: list[str] | None = None, parameters:
     out.mkdir(parents=True, exist_ok=True)
     books = chain(notebook_dir, only)
     if not books:
-        raise FileNotFoundError(f"no notebooks matching {only or '*'} in {notebook_dir}")
+        raise UserError(f"no notebooks matching {only or '*'} in {notebook_dir}")
     results = []
     for nb in books:
         t0 = time.time()

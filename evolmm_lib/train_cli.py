@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import ConfigError, EvoLMMConfig
+from .config import EvoLMMConfig
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,15 +26,10 @@ def config_from_args(args: argparse.Namespace) -> EvoLMMConfig:
 
 
 def main(args: argparse.Namespace) -> int:
-    from .images import ImageError
+    """Mistakes (bad config, image pool, model, checkpoint) raise; ``python -m evolmm_lib`` prints them."""
     from .trainer import train
 
-    try:
-        cfg = config_from_args(args)
-        trainer = train(cfg, resume=args.resume)
-    except (ConfigError, ImageError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    trainer = train(config_from_args(args), resume=args.resume)
     if trainer.is_main:
         print(f"[evolmm] {trainer.global_step} steps; log {trainer.output_dir / 'log.jsonl'}", file=sys.stderr)
     return 0

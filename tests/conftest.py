@@ -9,6 +9,8 @@ REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("EVOLMM_CACHE", str(REPO / ".cache" / "evolmm"))
+# the library reads benchmark samples only from $EVOLMM_BENCHMARKS_DIR; the tests default it to ../shared
+os.environ.setdefault("EVOLMM_BENCHMARKS_DIR", str(REPO.parent / "shared" / "benchmarks"))
 
 import pytest  # noqa: E402
 
@@ -29,7 +31,7 @@ def benchmarks_dir() -> Path:
 
     Missing: a counted skip on a developer machine, a failure in CI, where a skip would pass unseen.
     """
-    path = Path(os.environ.get("EVOLMM_BENCHMARKS_DIR", REPO.parent / "shared" / "benchmarks"))
+    path = Path(os.environ["EVOLMM_BENCHMARKS_DIR"])
     if not path.is_dir():
         message = f"shared benchmark samples not found at {path} (set EVOLMM_BENCHMARKS_DIR)"
         if in_ci():

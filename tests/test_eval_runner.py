@@ -100,13 +100,79 @@ def test_cli_evaluate(benchmarks_dir, tmp_path, capsys):
     assert len(json.loads(out.read_text())["rows"]) == 3
 
 
-def test_lmms_eval_registration_when_installed():
-    pytest.importorskip("lmms_eval")
-    from lmms_eval.models import get_model
+def test_lmms_eval_registration():
+    from lmms_eval.models import get_model  # make test installs the eval extra: no skip
 
     from evolmm_lib.evaluation.lmms_eval_plugin import EvoLMM
 
     assert get_model("evolmm") is EvoLMM
+
+
+TWO_ITEM_TASK = """dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+task: evolmm_two_items
+test_split: test
+output_type: generate_until
+doc_to_visual: !function two_items.doc_to_visual
+doc_to_text: !function two_items.doc_to_text
+doc_to_target: answer
+generation_kwargs:
+  max_new_tokens: 4
+  do_sample: false
+process_results: !function two_items.process_results
+metric_list:
+  - metric: relaxed_overall
+    aggregation: mean
+    higher_is_better: true
+"""
+
+TWO_ITEM_UTILS = """from PIL import Image
+from lmms_eval.tasks.chartqa.utils import chartqa_process_results as process_results  # noqa: F401
+
+from evolmm_lib.evaluation import build_prompt
+
+
+def doc_to_visual(doc):
+    return [Image.open(doc["image"]).convert("RGB")]
+
+
+def doc_to_text(doc, lmms_eval_specific_kwargs=None):
+    return build_prompt("chartqa", doc)
+"""
+
+
+@pytest.mark.slow
+def test_lmms_eval_runs_a_two_item_task_on_the_tiny_model(tiny_backbone, tmp_path):
+    """``python -m lmms_eval --model evolmm`` on a local two-item ChartQA-style task: the harness gets the
+    same post-processed answers as the kit's own runner and scores them with its ChartQA metric."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO, make_images
+
+    paths = make_images(tmp_path / "images", 2)
+    docs = [{"id": i, "question": "What colour is the square?", "answer": a, "type": "human_test",
+             "image": str(p), "_image_path": str(p)} for i, (p, a) in enumerate(zip(paths, ["red", "green"]))]
+    (tmp_path / "data.jsonl").write_text("\n".join(json.dumps(d) for d in docs) + "\n")
+    (tmp_path / "task").mkdir()
+    (tmp_path / "task" / "two_items.yaml").write_text(TWO_ITEM_TASK.format(data=tmp_path / "data.jsonl"))
+    (tmp_path / "task" / "two_items.py").write_text(TWO_ITEM_UTILS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "HF_DATASETS_CACHE": str(tmp_path / "hf_datasets"), "HF_DATASETS_OFFLINE": "1"}
+    run = subprocess.run([sys.executable, "-m", "lmms_eval", "--model", "evolmm", "--model_args", "pretrained=tiny",
+                          "--tasks", "evolmm_two_items", "--include_path", str(tmp_path / "task"), "--batch_size", "2",
+                          "--output_path", str(tmp_path / "out"), "--log_samples"],
+                         env=env, capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(next((tmp_path / "out").rglob("*_results.json")).read_text())
+    assert results["n-samples"]["evolmm_two_items"]["effective"] == 2
+    samples = [json.loads(line) for line in next((tmp_path / "out").rglob("*_samples_*.jsonl")).read_text().splitlines()]
+    ours = evaluate(tiny_backbone, "chartqa", docs, role="base", max_new_tokens=4, progress=False, harness="0.7.3")
+    assert [s["filtered_resps"] for s in sorted(samples, key=lambda s: s["doc_id"])] == [r["post"] for r in ours.rows]
+    assert results["results"]["evolmm_two_items"]["relaxed_overall,none"] == pytest.approx(ours.summary["score"] / 100)
 
 
 @pytest.mark.slow
@@ -126,3 +192,89 @@ def test_lmms_eval_model_generates_batched_and_postprocesses(benchmarks_dir, tmp
     out = model.generate_until(reqs)
     assert len(out) == 3 and all(isinstance(o, str) for o in out)
     assert model.role_name is None  # no adapter given: the base model
+
+
+# The runner pinned with a scripted generator: known raw responses, hand-computed post-processing,
+# extraction and scores (ChartQA: relaxed accuracy, 5% tolerance; MathVision: letter or option text).
+CHARTQA_SCRIPT = [  # (question, gold, raw response, post, score)
+    ("q1", "42", "thinking... <answer> 42 </answer> then \\boxed{7}", "42", 1.0),  # tag first, stripped
+    ("q2", "42", "The value is \\boxed{43}.", "43", 1.0),  # boxed; 43 is within 5% of 42
+    ("q3", "42", "\\boxed{45}", "45", 0.0),  # near miss: 7% off
+    ("q4", "Yes", "  yes \n", "yes", 1.0),  # plain text, stripped, case-insensitive
+    ("q5", "40", "40 apples", "40 apples", 0.0),  # not a number, not the string
+]
+MATHVISION_SCRIPT = [  # (question, options, gold, raw response, post, extracted, score)
+    ("m1", ["1", "2", "3"], "C", "<answer>3</answer>", "3", "3", 1.0),  # the option's text
+    ("m2", ["1", "2", "3"], "C", "so \\boxed{C} and \\boxed{A}", "C", "c", 1.0),  # first box only
+    ("m3", ["1", "2", "3"], "C", "The answer is 2.", "The answer is 2.", "2", 0.0),
+    ("m4", [], "12.5", "<answer>12.50</answer>", "12.50", "12.50", 1.0),  # equal at 2 decimals
+]
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Replace generation by a script: prompt -> raw response; records each call's settings."""
+    import evolmm_lib.rollout as rollout
+    from types import SimpleNamespace
+
+    script, calls = {}, []
+
+    def generate(backbone, role, images, prompts, **kw):
+        calls.append(dict(kw, role=role, n=len(images)))
+        return SimpleNamespace(texts=[script[p] for p in prompts])
+
+    monkeypatch.setattr(rollout, "generate", generate)
+    return script, calls
+
+
+def test_runner_scores_the_post_processed_answer(scripted, tmp_path):
+    from types import SimpleNamespace
+
+    from conftest import make_images
+    from evolmm_lib.evaluation import build_prompt
+
+    script, calls = scripted
+    image = str(make_images(tmp_path, 1)[0])
+    docs = [{"id": q, "question": q, "answer": gold, "_image_path": image} for q, gold, *_ in CHARTQA_SCRIPT]
+    for doc, (_, _, raw, *_) in zip(docs, CHARTQA_SCRIPT):
+        script[build_prompt("chartqa", doc)] = raw
+    res = evaluate(SimpleNamespace(name="scripted"), "chartqa", docs, batch_size=2, progress=False)
+    assert [(r["response"], r["post"], r["extracted"], r["score"]) for r in res.rows] == \
+        [(raw, post, post, score) for _, _, raw, post, score in CHARTQA_SCRIPT]
+    assert res.summary["score"] == 60.0 and res.summary["n"] == 5  # 100 x mean(1, 1, 0, 1, 0)
+    assert [c["n"] for c in calls] == [2, 2, 1]
+    assert all(c["do_sample"] is False and c["max_new_tokens"] == 16 and c["role"] == "solver"
+               and c["system"] == "You are a helpful assistant." for c in calls)
+
+    docs = [{"id": q, "question": q, "options": o, "answer": g, "_image_path": image} for q, o, g, *_ in MATHVISION_SCRIPT]
+    for doc, (*_, raw, _, _, _) in zip(docs, MATHVISION_SCRIPT):
+        script[build_prompt("mathvision", doc)] = raw
+    res = evaluate(SimpleNamespace(name="scripted"), "mathvision", docs, role="base", progress=False)
+    assert [(r["post"], r["extracted"], r["score"]) for r in res.rows] == \
+        [(post, extracted, score) for *_, post, extracted, score in MATHVISION_SCRIPT]
+    assert res.summary["score"] == 75.0 and res.summary["role"] == "base" and calls[-1]["role"] is None
+
+
+def test_the_judge_is_asked_once_per_item(scripted, tmp_path):
+    """MathVista with a judge: one extraction call per item (the answer is extracted once, then scored)."""
+    from types import SimpleNamespace
+
+    from conftest import make_images
+    from evolmm_lib.evaluation import build_prompt
+
+    script, _ = scripted
+    image = str(make_images(tmp_path, 1)[0])
+    asked = []
+
+    class CountingJudge:
+        def extract(self, question, response):
+            asked.append(response)
+            return "B"
+
+    docs = [{"pid": str(i), "question": "q", "choices": ["3", "5", "7"], "answer": "5", "question_type": "multi_choice",
+             "answer_type": "text", "precision": None, "query": f"Question {i}", "_image_path": image} for i in range(3)]
+    for doc in docs:
+        script[build_prompt("mathvista", doc)] = "it is the middle one"
+    res = evaluate(SimpleNamespace(name="scripted"), "mathvista", docs, judge=CountingJudge(), progress=False)
+    assert asked == ["it is the middle one"] * 3
+    assert [r["extracted"] for r in res.rows] == ["B"] * 3 and res.summary["score"] == 100.0

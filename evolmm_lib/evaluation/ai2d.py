@@ -9,9 +9,6 @@ from __future__ import annotations
 import re
 import string
 
-HUB = {"path": "lmms-lab/ai2d", "split": "test"}
-FIELDS = ("question", "options", "answer")
-MAX_NEW_TOKENS = 16
 _LETTER_DOT = re.compile(r"^\s*([A-Z])\.")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
@@ -37,5 +34,5 @@ def extract(doc: dict, response: str, judge=None) -> str:
     return (m.group(1) if m else response).strip()
 
 
-def score(doc: dict, response: str, judge=None) -> float:
-    return 1.0 if exact_match(extract(doc, response), target(doc)) else 0.0
+def score(doc: dict, extracted: str, judge=None, harness: str = "0.5") -> float:
+    return 1.0 if exact_match(extracted, target(doc)) else 0.0

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-HUB = {"path": "lmms-lab/ChartQA", "split": "test"}
-FIELDS = ("question", "answer")
-MAX_NEW_TOKENS = 16
-
 
 def build_prompt(doc: dict) -> str:
     return f"{doc['question']}\nAnswer the question with a single word."
@@ -30,5 +26,5 @@ def extract(doc: dict, response: str, judge=None) -> str:
     return str(response)
 
 
-def score(doc: dict, response: str, judge=None) -> float:
-    return 1.0 if relaxed_correctness(str(response), str(doc["answer"])) else 0.0
+def score(doc: dict, extracted: str, judge=None, harness: str = "0.5") -> float:
+    return 1.0 if relaxed_correctness(extracted, str(doc["answer"])) else 0.0

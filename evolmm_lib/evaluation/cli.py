@@ -6,21 +6,23 @@ import argparse
 import json
 from pathlib import Path
 
-from . import BENCHMARKS
+from .tasks import DEFAULT_HARNESS, HARNESSES, TASKS, get_task
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="tiny", help="preset (tiny, qwen2.5-vl-7b, ...), hub id or local folder")
     p.add_argument("--backend", default=None, help="auto | transformers | unsloth")
-    p.add_argument("--benchmark", required=True, help=f"one or several, comma-separated: {', '.join(BENCHMARKS)}")
+    p.add_argument("--benchmark", required=True, help=f"one or several, comma-separated: {', '.join(TASKS)}")
     p.add_argument("--data-dir", default=None, help="folder with data.jsonl (+ images), or 'hub'; default: the "
-                   "shared real sample when there is one, else the hub set")
+                   "sample under $EVOLMM_BENCHMARKS_DIR when there is one, else the hub set")
     p.add_argument("--split", default=None, help="hub split (default: the one lmms-eval evaluates)")
     p.add_argument("--adapters", default=None, help="checkpoint folder with solver/ and proposer/ adapters")
     p.add_argument("--base", action="store_true", help="evaluate the base model (adapters off)")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=None, help="default: the benchmark's budget")
+    p.add_argument("--harness", default=DEFAULT_HARNESS, choices=HARNESSES,
+                   help="whose scoring rules: the official repository's lmms-eval 0.5 (default) or 0.7.3")
     p.add_argument("--output", default=None, help="results file (.json: summary + rows, .csv: rows); with several "
                    "benchmarks the benchmark name is added to the file name")
     p.add_argument("--train-pool", default=None, help="training image folder to check for contamination")
@@ -40,18 +42,21 @@ def output_path(output: str | None, benchmark: str, several: bool) -> Path | Non
 
 
 def main(args: argparse.Namespace) -> int:
-    from ..backbone import load_backbone
+    from .datasets import load_benchmark
+
+    tasks = [get_task(b.strip()) for b in args.benchmark.split(",") if b.strip()]  # unknown names fail here,
+    records = {t.name: load_benchmark(t, args.data_dir, args.split, args.limit) for t in tasks}  # missing data here
+    from ..backbone import load_backbone  # torch: only once the request is known to be valid
     from .extraction import Judge
     from .runner import evaluate
 
-    names = [b.strip() for b in args.benchmark.split(",") if b.strip()]
     backbone = load_backbone(args.model, backend=args.backend, adapters_from=args.adapters)
     judge = Judge(args.judge_url, args.judge_model, args.judge_key_env) if args.judge_url else None
-    for name in names:
-        result = evaluate(backbone, name, data_dir=args.data_dir, split=args.split,
-                          role=None if args.base else "solver", limit=args.limit, batch_size=args.batch_size,
-                          max_new_tokens=args.max_new_tokens, judge=judge,
-                          output=output_path(args.output, name, len(names) > 1), progress=not args.no_progress,
-                          train_pool=args.train_pool, allow_contamination=args.allow_contamination)
+    for task in tasks:
+        result = evaluate(backbone, task, records[task.name], role=None if args.base else "solver",
+                          limit=args.limit, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                          judge=judge, output=output_path(args.output, task.name, len(tasks) > 1),
+                          progress=not args.no_progress, train_pool=args.train_pool,
+                          allow_contamination=args.allow_contamination, harness=args.harness)
         print(json.dumps(result.summary))
     return 0

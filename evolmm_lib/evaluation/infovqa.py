@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from .extraction import levenshtein
 
-HUB = {"path": "lmms-lab/DocVQA", "name": "InfographicVQA", "split": "validation"}
-FIELDS = ("question", "answers")
-MAX_NEW_TOKENS = 32
 
 
 def build_prompt(doc: dict) -> str:
@@ -29,6 +26,6 @@ def extract(doc: dict, response: str, judge=None) -> str:
     return str(response).strip()
 
 
-def score(doc: dict, response: str, judge=None) -> float:
+def score(doc: dict, extracted: str, judge=None, harness: str = "0.5") -> float:
     answers = doc["answers"] if isinstance(doc["answers"], list) else [doc["answers"]]
-    return anls([str(a) for a in answers], extract(doc, response))
+    return anls([str(a) for a in answers], extracted)

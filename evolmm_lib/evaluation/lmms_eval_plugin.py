@@ -18,6 +18,8 @@ try:
 except ImportError:  # lmms-eval not installed: the class still imports, the harness just cannot use it
     _Base = object
 
+from .tasks import EVAL_SYSTEM_PROMPT
+
 MODEL_ID = "evolmm"
 
 
@@ -33,7 +35,7 @@ class EvoLMM(_Base):
 
     def __init__(self, pretrained: str = "tiny", adapter: str | None = None, role: str = "solver",
                  batch_size: int | str = 1, max_new_tokens: int | None = None,
-                 system_prompt: str = "You are a helpful assistant.", **kwargs) -> None:
+                 system_prompt: str = EVAL_SYSTEM_PROMPT, **kwargs) -> None:
         if _Base is not object:
             super().__init__()
         from ..backbone import load_backbone

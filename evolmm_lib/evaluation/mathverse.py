@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from .extraction import LETTERS, last_number, rule_extract
 
-HUB = {"path": "CaraJ/MathVerse-lmmseval", "name": "testmini", "split": "testmini"}
-FIELDS = ("question", "answer", "question_type", "query_wo")
-MAX_NEW_TOKENS = 1024
 
 
 def build_prompt(doc: dict) -> str:
@@ -24,7 +21,10 @@ def _is_choice(doc: dict) -> bool:
 
 
 def extract(doc: dict, response: str, judge=None) -> str:
+    """Rule-based: the option letter or final value; with a judge, the response itself (the judge reads it)."""
     response = str(response).strip()
+    if judge is not None:
+        return response
     if _is_choice(doc):
         got = rule_extract(response, list("ABCDE"))
         return got.strip().strip("().").upper()[:1] if got else ""
@@ -35,10 +35,10 @@ def _norm(s: str) -> str:
     return "".join(str(s).lower().replace("$", "").replace("\\", "").split()).rstrip(".")
 
 
-def score(doc: dict, response: str, judge=None) -> float:
+def score(doc: dict, pred: str, judge=None, harness: str = "0.5") -> float:
     if judge is not None:
-        return 1.0 if judge.match(str(doc.get("question_for_eval", doc["question"])), str(doc["answer"]), str(response)) else 0.0
-    pred, gold = extract(doc, response), str(doc["answer"]).strip()
+        return 1.0 if judge.match(str(doc.get("question_for_eval", doc["question"])), str(doc["answer"]), pred) else 0.0
+    gold = str(doc["answer"]).strip()
     if _is_choice(doc):
         return 1.0 if pred == gold.upper() else 0.0
     try:

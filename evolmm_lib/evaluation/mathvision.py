@@ -2,22 +2,26 @@ r"""MathVision (lmms-eval tasks ``mathvision_testmini`` / ``mathvision_test``): 
 
 A faithful port of lmms-eval's ``mathvision_process_results`` and its ``eval_utils`` (answer extraction
 from ``\boxed{}``/"the answer is", LaTeX normalisation, option letters and option texts, numeric
-comparison at 2 decimals through ``latex2sympy``). Two deliberate differences, both only on pathological
-input: the value of ``str(latex2sympy(x))`` is computed by a small arithmetic evaluator instead of Python's
-``eval`` (names → no value, as ``eval`` raises NameError for them there), and huge powers count as no value
-instead of hanging.
+comparison at 2 decimals through ``latex2sympy``).
+
+Harness versions: the value of a LaTeX answer is ``eval(str(latex2sympy(x)))``. In lmms-eval 0.5 (vendored
+by the official repository, the default here) that ``eval`` runs with ``from math import *`` in scope, so
+``\sqrt{2}``, ``\pi``, ``e``, ``\log``, ``\sin`` ... have values and an option given as its LaTeX text
+(``\frac{\sqrt{3}}{2}``) matches the gold option; lmms-eval 0.7.3 dropped that import and every such
+name raises NameError there (no value, no match): ``harness="0.7.3"``.
+
+Two deliberate differences from both, only on pathological input: the printed expression is computed by a
+small evaluator (numbers, arithmetic, and for 0.5 the ``math`` module's names) instead of Python's
+``eval``, and huge powers or factorials count as no value instead of hanging.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 import operator
 import re
 
-HUB = {"path": "MathLLMs/MathVision", "split": "testmini"}
-FIELDS = ("question", "options", "answer")
-MAX_NEW_TOKENS = 1024
-"""lmms-eval allows 16384 new tokens; the kit defaults to 1024 (set ``max_new_tokens`` for more)."""
 
 
 def build_prompt(doc: dict) -> str:
@@ -34,32 +38,48 @@ _OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, as
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
 
 
-def _arith(node):
+_MATH = {k: v for k, v in vars(math).items() if not k.startswith("_")}
+"""What ``from math import *`` puts in scope of lmms-eval 0.5's ``eval``."""
+_HUGE_ARGUMENT = {"factorial", "comb", "perm", "gamma", "lgamma", "exp", "ldexp"}
+
+
+def _arith(node, names: dict):
     if isinstance(node, ast.Expression):
-        return _arith(node.body)
+        return _arith(node.body, names)
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)):
         return node.value
     if isinstance(node, ast.Name) and node.id in ("True", "False"):
         return node.id == "True"
+    if isinstance(node, ast.Name) and isinstance(names.get(node.id), (int, float)):
+        return names[node.id]
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-        v = _arith(node.operand)
+        v = _arith(node.operand, names)
         return -v if isinstance(node.op, ast.USub) else +v
     if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        a, b = _arith(node.left), _arith(node.right)
+        a, b = _arith(node.left, names), _arith(node.right, names)
         if isinstance(node.op, ast.Pow) and (abs(b) > 4096 or (abs(a) > 1 and abs(b) * len(str(int(abs(a)))) > 4096)):
             raise OverflowError("power too large")
         return _OPS[type(node.op)](a, b)
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and callable(names.get(node.func.id))
+            and not node.keywords):
+        args = [_arith(a, names) for a in node.args]
+        if node.func.id in _HUGE_ARGUMENT and any(abs(a) > 4096 for a in args):
+            raise OverflowError("argument too large")
+        return names[node.func.id](*args)
     raise ValueError("not a plain number")
 
 
-def latex_value(s: str):
-    """``eval(str(latex2sympy(s)))`` restricted to arithmetic; raises when there is no plain value."""
+def latex_value(s: str, harness: str = "0.5"):
+    """``eval(str(latex2sympy(s)))`` as the harness evaluates it; raises when there is no plain value.
+
+    ``harness="0.5"``: with the ``math`` module's names in scope; ``"0.7.3"``: numbers and arithmetic only.
+    """
     from latex2sympy2 import latex2sympy
 
     printed = str(latex2sympy(s))
     if len(printed) > 2000:
         raise ValueError("expression too long")
-    return _arith(ast.parse(printed, mode="eval"))
+    return _arith(ast.parse(printed, mode="eval"), _MATH if harness == "0.5" else {})
 
 
 # --- lmms-eval eval_utils, ported ----------------------------------------------------------------------
@@ -71,31 +91,31 @@ def is_number(s) -> bool:
         return False
 
 
-def eval_tuple(s: str) -> str:
+def eval_tuple(s: str, harness: str = "0.5") -> str:
     sl = s[1:-1].split(",")
     try:
         if s[0] == "(" and s[-1] == ")" and len(sl) > 1:
-            s = ",".join([str(round(latex_value(sub), 2)) if "infty" not in sub and sub not in ["a", "-a"] else sub for sub in sl])
+            s = ",".join([str(round(latex_value(sub, harness), 2)) if "infty" not in sub and sub not in ["a", "-a"] else sub for sub in sl])
             return f"({s})"
         elif s[0] == "[" and s[-1] == "]" and len(sl) > 1:
-            s = ",".join([str(round(latex_value(sub), 2)) if "infty" not in sub and sub not in ["a", "-a"] else sub for sub in sl])
+            s = ",".join([str(round(latex_value(sub, harness), 2)) if "infty" not in sub and sub not in ["a", "-a"] else sub for sub in sl])
             return f"[{s}]"
     except Exception:  # noqa: BLE001 - as lmms-eval: any failure keeps the original string
         return s
     return s
 
 
-def is_equal(asw: str, gt_asw: str) -> bool:
+def is_equal(asw: str, gt_asw: str, harness: str = "0.5") -> bool:
     asw, gt_asw = asw.lower(), gt_asw.lower()
     if asw.replace(" ", "") == "" or gt_asw.replace(" ", "") == "":
         return False
     if gt_asw.strip() == asw.strip():
         return True
-    asw, gt_asw = eval_tuple(asw), eval_tuple(gt_asw)
+    asw, gt_asw = eval_tuple(asw, harness), eval_tuple(gt_asw, harness)
     if gt_asw == asw:
         return True
     try:
-        return round(latex_value(gt_asw), 2) == round(latex_value(asw), 2)
+        return round(latex_value(gt_asw, harness), 2) == round(latex_value(asw, harness), 2)
     except Exception:  # noqa: BLE001
         return False
 
@@ -227,12 +247,11 @@ def extract(doc: dict, response: str, judge=None) -> str:
     return model_answer.rstrip(".").lstrip(":").strip()
 
 
-def score(doc: dict, response: str, judge=None) -> float:
+def score(doc: dict, model_answer: str, judge=None, harness: str = "0.5") -> float:
     gt_answer = str(doc["answer"])
     options = list(doc.get("options") or [])
     try:  # lmms-eval indexes the options by the gold letter
         gt_value = str(options[ord(gt_answer) - ord("A")]) if options else ""
     except (TypeError, IndexError):
         gt_value = ""
-    model_answer = extract(doc, response)
-    return 1.0 if (is_equal(gt_answer, model_answer) or is_equal(gt_value, model_answer)) else 0.0
+    return 1.0 if (is_equal(gt_answer, model_answer, harness) or is_equal(gt_value, model_answer, harness)) else 0.0

@@ -16,10 +16,6 @@ import re
 
 from .extraction import levenshtein, rule_extract
 
-HUB = {"path": "AI4Math/MathVista", "split": "testmini"}
-FIELDS = ("pid", "question", "choices", "answer", "question_type", "answer_type", "query")
-MAX_NEW_TOKENS = 1024
-"""Configurable token budget (lmms-eval allows 16384)."""
 
 
 def build_prompt(doc: dict) -> str:
@@ -83,8 +79,7 @@ def extract(doc: dict, response: str, judge=None) -> str:
     return rule_extract(response, doc.get("choices") if doc["question_type"] == "multi_choice" else None, numeric)
 
 
-def score(doc: dict, response: str, judge=None) -> float:
-    extraction = extract(doc, response, judge)
+def score(doc: dict, extraction: str, judge=None, harness: str = "0.5") -> float:
     choices = doc.get("choices") or []
     if doc["question_type"] == "multi_choice" and not choices:
         return 0.0

@@ -1,8 +1,9 @@
 """MMMU val (lmms-eval task ``mmmu_val``): MMMU's own rule-based parsing (option letters, open answers).
 
-Port of lmms-eval's ``mmmu_process_results`` + ``evaluate_mmmu``. Where MMMU's parser finds no option in a
-multiple-choice response it picks a random letter; the harness's global RNG makes that run-dependent,
-here it is seeded by the record id (deterministic).
+Port of lmms-eval's ``mmmu_process_results`` + ``evaluate_mmmu``. Harness versions differ on open
+questions (see :func:`score`); lmms-eval 0.5 also gives MMMU 16 new tokens (0.7.3: 128). Where MMMU's
+parser finds no option in a multiple-choice response it picks a random letter; the harness's global RNG
+makes that run-dependent, here it is seeded by the record id (deterministic).
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ import ast
 import random
 import re
 
-HUB = {"path": "lmms-lab/MMMU", "split": "validation"}
-FIELDS = ("id", "question", "options", "answer", "question_type")
-MAX_NEW_TOKENS = 128
 
 
 def _options(doc: dict) -> list:
@@ -128,9 +126,13 @@ def extract(doc: dict, response: str, judge=None):
     return parse_open_response(response)
 
 
-def score(doc: dict, response: str, judge=None) -> float:
-    pred = extract(doc, response)
+def score(doc: dict, pred, judge=None, harness: str = "0.5") -> float:
+    """Multiple choice: the parsed letter equals the gold one. Open: ``harness="0.7.3"`` accepts any parsed
+    candidate; ``"0.5"`` (the official repository's harness) keeps only the first candidate as a string and
+    :func:`eval_open` then walks its characters, so an open question scores 0 unless the gold is empty."""
     gold = doc["answer"]
     if doc["question_type"] == "multiple-choice":
         return 1.0 if (pred in gold if isinstance(gold, list) else pred == gold) else 0.0
+    if harness == "0.5":
+        pred = str(pred[0]) if pred else ""
     return 1.0 if eval_open(gold, pred) else 0.0

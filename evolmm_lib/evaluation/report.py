@@ -8,10 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .datasets import REPO
-
-PAPER_RESULTS = REPO / "papers" / "evolmm_results.csv"
-"""Columns ``model,method,benchmark,score,source,note`` (methods: baseline, discrete, continuous, qlora, full)."""
+PAPER_RESULTS = Path(__file__).resolve().parents[2] / "papers" / "evolmm_results.csv"
+"""The paper's numbers as shipped in a source checkout (``paper_table(path)`` reads any copy). Columns ``model,method,benchmark,score,source,note`` (methods: baseline, discrete, continuous, qlora, full)."""
 
 
 def newest_checkpoint(run_dir: str | os.PathLike) -> Path | None:

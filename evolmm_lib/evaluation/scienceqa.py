@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-HUB = {"path": "lmms-lab/ScienceQA", "name": "ScienceQA-IMG", "split": "test"}
-FIELDS = ("question", "choices", "answer")
-MAX_NEW_TOKENS = 16
-
 
 def build_prompt(doc: dict) -> str:
     choices = "\n".join(f"{chr(65 + i)}. {c}" for i, c in enumerate(doc["choices"]))
@@ -18,17 +14,12 @@ def target(doc: dict) -> str:
 
 
 def extract(doc: dict, response: str, judge=None) -> str:
+    """The stripped response; ``X. text`` (capital letter, dot) → ``X``."""
     pred = str(response).strip()
     if len(pred) >= 2 and pred[0].isupper() and pred[1] == ".":
         return pred[0]
     return pred
 
 
-def score(doc: dict, response: str, judge=None) -> float:
-    gold = target(doc).strip().lower()
-    pred = str(response).strip()
-    if pred.lower() == gold:
-        return 1.0
-    if len(pred) >= 2 and pred[0].isupper() and pred[1] == ".":
-        return 1.0 if pred[0].lower() == gold else 0.0
-    return 0.0
+def score(doc: dict, extracted: str, judge=None, harness: str = "0.5") -> float:
+    return 1.0 if extracted.lower() == target(doc).strip().lower() else 0.0

@@ -7,6 +7,7 @@ import json
 
 from pathlib import Path
 
+from ..errors import UserError
 from .study import ARMS, DEFAULT_RL, StudySettings, merge_results, run_study, table
 
 
@@ -39,7 +40,21 @@ def _pairs(pairs: list[str]) -> dict:
     return out
 
 
+def _check_overrides(rl: dict, warmstart: dict) -> None:
+    """Unknown or invalid ``--set`` / ``--warmstart`` keys fail here, before any model is built."""
+    from dataclasses import fields
+
+    from ..config import EvoLMMConfig
+    from .warmstart import WarmStartRecipe
+
+    EvoLMMConfig().replace(**rl)  # ConfigError on a bad field or value
+    unknown = sorted(set(warmstart) - {f.name for f in fields(WarmStartRecipe)})
+    if unknown:
+        raise UserError(f"--warmstart: unknown key(s) {unknown}: expected WarmStartRecipe fields")
+
+
 def settings_from_args(args: argparse.Namespace) -> StudySettings:
+    _check_overrides({**DEFAULT_RL, **_pairs(args.set)}, _pairs(args.warmstart))
     return StudySettings(variant=args.variant, seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
                          arms=list(args.arms), steps=args.steps, eval_every=args.eval_every, n_test=args.n_test,
                          n_validation=args.n_validation, rl={**DEFAULT_RL, **_pairs(args.set)},
@@ -48,6 +63,9 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
 
 def main(args: argparse.Namespace) -> int:
     if args.merge:
+        missing = [str(Path(d) / "results.json") for d in args.merge if not (Path(d) / "results.json").is_file()]
+        if missing:
+            raise UserError(f"--merge: no results.json in {', '.join(missing)} (run the study there first)")
         parts = [json.loads((Path(d) / "results.json").read_text()) for d in args.merge]
         results = merge_results(parts, args.output_dir)
     else:
