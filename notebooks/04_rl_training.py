@@ -51,6 +51,7 @@ if "google.colab" in sys.modules:
 # max_new_tokens = 128, lr = 1e-6, kl_coef = 1e-3, kl_max = 100, data_dir = "../data/images".
 # Paper run: model = "qwen2.5-vl-7b", update = "lora", steps = 16180 (kl_coef, kl_max: the official defaults).
 model = "miniature"        # or "tiny" (random weights: tests and smoke runs), a hub id, a local folder
+recipe = "paper"           # or "official": what the authors' src/train.py runs (papers/evolmm.md, "What the official code runs")
 steps = 200
 num_solver_samples = 5
 reward = "continuous"      # or "discrete" (ablation)
@@ -66,7 +67,10 @@ run_dir = "../runs/notebooks"
 
 # %% [markdown]
 # ## Configuration
-# Every hyperparameter lives in `EvoLMMConfig`; the notebook only overrides a few.
+# Every hyperparameter lives in `EvoLMMConfig`; the notebook only overrides a few. `recipe` picks between the
+# paper's text (`"paper"`) and what the official script runs (`"official"`: sampling settings from the checkpoint's
+# `generation_config.json`, no image in the update forward, the active adapter as KL reference, a Proposer that is
+# never updated, one AdamW step per sample). Both log their effective generation settings when training starts.
 
 # %%
 import json
@@ -84,7 +88,7 @@ out = Path(run_dir) / "train"  # notebook 05 evaluates the newest checkpoint her
 world = None
 if data_dir is None:
     world, data_dir = W.write_world_images(Path(run_dir) / "world" / "pool")
-config = EvoLMMConfig(model=model, total_steps=steps, num_solver_samples=num_solver_samples, reward=reward,
+config = EvoLMMConfig(model=model, recipe=recipe, total_steps=steps, num_solver_samples=num_solver_samples, reward=reward,
                       advantage=advantage, update=update, max_new_tokens_solver=max_new_tokens,
                       max_new_tokens_proposer=max_new_tokens, lr=lr, kl_coef=kl_coef, kl_max=kl_max,
                       proposer_update_freq=proposer_update_freq, data_dir=str(Path(data_dir).resolve()),

@@ -29,3 +29,22 @@ def test_notebook_04_executes(tmp_path):
     assert json.loads((out / "summary.json").read_text())["steps"] == 8
     assert (out / "checkpoint-8" / "solver" / "adapter_config.json").is_file()
     assert newest_checkpoint(tmp_path / "run") == out / "checkpoint-8"  # where notebook 05 looks
+
+
+@pytest.mark.slow
+def test_notebook_04_official_recipe(tmp_path):
+    """The parameters cell's `recipe` reaches the trainer: official keeps the Proposer adapter as loaded."""
+    import torch
+    from safetensors.torch import load_file
+
+    from evolmm_lib.notebook_chain import run_chain
+
+    run_chain(tmp_path / "run", only=["04"], parameters={"model": "tiny", "recipe": "official", "steps": 5,
+                                                         "num_solver_samples": 2, "max_new_tokens": 6,
+                                                         "proposer_update_freq": 1})
+    out = tmp_path / "run" / "train"
+    assert "recipe: official" in (out / "config.yaml").read_text()
+    logs = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    assert len(logs) >= 5
+    proposer = load_file(next((out / "checkpoint-6" / "proposer").glob("*.safetensors")))
+    assert all(torch.count_nonzero(t) == 0 for k, t in proposer.items() if "lora_B" in k)  # never trained
