@@ -3,7 +3,8 @@
 ``update="lora"`` (paper): one frozen base with two named LoRA adapters, ``solver`` and
 ``proposer``, on the language model only; the frozen reference π_ref is the same model with
 adapters disabled. ``update="full"``: each role owns a trainable copy of the model and the
-reference is a third, frozen copy. Backend ``auto`` uses Unsloth's ``FastVisionModel`` on a CUDA
+reference is a third, frozen copy. Under ``accelerate launch`` the training forwards are wrapped by
+the engine (:mod:`evolmm_lib.distributed`); under FSDP every copy is sharded. Backend ``auto`` uses Unsloth's ``FastVisionModel`` on a CUDA
 GPU when unsloth is installed, else transformers + peft; both give the same :class:`Backbone`.
 """
 
@@ -109,6 +110,8 @@ class Backbone:
     config: EvoLMMConfig
     role_models: dict[str, torch.nn.Module] = field(default_factory=dict)  # full update only
     reference_model: torch.nn.Module | None = None  # full update only
+    forwards: dict[str, torch.nn.Module] = field(default_factory=dict)  # engine-wrapped training forward per role
+    sharded_roots: dict = field(default_factory=dict)  # FSDP2 modules whose top level role() gathers, by role
 
     @property
     def tokenizer(self):
@@ -127,6 +130,8 @@ class Backbone:
         """Yield the module that plays ``name`` ("solver", "proposer"; None = frozen reference π_ref)."""
         if name is not None and name not in ROLES:
             raise ValueError(f"role must be one of {ROLES} or None, got {name!r}")
+        if name in self.sharded_roots:  # generate() and the reference pass skip the FSDP wrapper's forward hook
+            self.sharded_roots[name].unshard()
         if not self.is_lora:
             yield self.reference_model if name is None else self.role_models[name]
             return
@@ -142,6 +147,14 @@ class Backbone:
             yield self.model
         finally:
             self.model.set_adapter(previous)
+
+    def training_forward(self, role: str) -> torch.nn.Module:
+        """The module whose call gives π_ref's and ``role``'s log-probs and KL (engine-wrapped once prepared)."""
+        if role not in self.forwards:
+            from .distributed import PolicyForward
+
+            self.forwards[role] = PolicyForward(self, self.model if self.is_lora else self.role_models[role])
+        return self.forwards[role]
 
     def trainable_parameters(self, role: str) -> list[torch.nn.Parameter]:
         """Parameters the ``role``'s optimiser updates (its LoRA weights, or its model copy's LM)."""

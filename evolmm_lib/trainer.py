@@ -3,7 +3,7 @@
 One step: next image → Proposer question → N Solver answers → rewards → Solver update, and every
 k-th step a Proposer update. Each step appends one JSON line to ``output_dir/log.jsonl``; every
 ``save_every`` steps (and at the end of :meth:`EvoLMMTrainer.train`) a checkpoint is written.
-Under ``accelerate launch`` each process takes a different image and gradients are averaged.
+Under ``accelerate launch`` each process takes a different image; the engine (DDP, FSDP) averages gradients.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import torch
 from . import checkpoint as ckpt
 from .config import EvoLMMConfig
 from .images import ImagePool, load_image
-from .policy import Distributed, RoleUpdater
+from .distributed import Distributed
+from .policy import RoleUpdater
 from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
                       solver_rewards)
 from .rollout import Generation, SolverSamples, propose_questions, sample_answers
@@ -30,19 +31,29 @@ class EvoLMMTrainer:
     """Self-evolution of one backbone's Solver and Proposer adapters."""
 
     def __init__(self, backbone, config: EvoLMMConfig, pool: ImagePool | None = None,
-                 output_dir: str | Path | None = None) -> None:
+                 output_dir: str | Path | None = None, dist: Distributed | None = None) -> None:
         self.backbone, self.config = backbone, config
         self.pool = pool if pool is not None else ImagePool(config.data_dir, config.seed)
         self.output_dir = Path(output_dir or config.output_dir)
-        self.dist = Distributed()
+        self.dist = dist or Distributed()
         if self.dist.enabled:  # same adapters everywhere (seeded at load), different sampling per rank
             torch.manual_seed(config.seed + self.dist.rank)
         self.solver = RoleUpdater(backbone, "solver", config, self.dist)
         self.proposer = RoleUpdater(backbone, "proposer", config, self.dist)
+        self._prepare_engine()
         self.global_step = 0
         self.last_saved_step = -1
         self.proposer_queue: dict | None = None  # questions drawn ahead (batched mode), see _next_question
         self.tracker = Tracker(config.report_to, self.output_dir, config) if self.is_main else None
+
+    def _prepare_engine(self) -> None:
+        """Hand the training forward(s) and both optimisers to the engine (several processes only)."""
+        if not self.dist.enabled:
+            return
+        updaters = {"solver": self.solver, "proposer": self.proposer}
+        prepared = self.dist.prepare(self.backbone, {r: u.optimizer for r, u in updaters.items()})
+        for role, u in updaters.items():  # FSDP replaces the parameters by their shards
+            u.optimizer, u.params = prepared[role], self.backbone.trainable_parameters(role)
 
     @property
     def is_main(self) -> bool:
@@ -178,9 +189,16 @@ class EvoLMMTrainer:
 
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (rank 0; all ranks wait for it)."""
+        if self.dist.sharded:
+            raise NotImplementedError(SHARDED_CHECKPOINTS)
         path = None
+        # each rank samples with its own generators and queues its own questions: keep every rank's
+        ranks = self.dist.gather_objects({"rng": ckpt.rng_state(), "proposer_queue": self.proposer_queue})
         if self.is_main:
-            path = ckpt.save_checkpoint(self.output_dir, self.global_step, self.backbone, self.state_dict(),
+            state = self.state_dict()
+            if self.dist.enabled:
+                state["ranks"] = ranks
+            path = ckpt.save_checkpoint(self.output_dir, self.global_step, self.backbone, state,
                                         self.config.max_checkpoints)
         self.dist.barrier()
         self.last_saved_step = self.global_step
@@ -200,11 +218,20 @@ class EvoLMMTrainer:
         self.proposer_queue = state.get("proposer_queue")
         self.global_step = self.last_saved_step = state["step"]
         ckpt.set_rng_state(state["rng"])
-        if self.dist.enabled:
+        if self.dist.enabled and len(state.get("ranks", ())) == self.dist.world_size:  # same ranks: continue each
+            mine = state["ranks"][self.dist.rank]
+            ckpt.set_rng_state(mine["rng"])
+            self.proposer_queue = mine["proposer_queue"]
+        elif self.dist.enabled:  # another number of processes: fresh per-rank streams, no queued questions
             torch.manual_seed(self.config.seed + 1000 * self.global_step + self.dist.rank)
+            self.proposer_queue = None
         _truncate_log(self.output_dir / "log.jsonl", self.global_step)
         log.info("resumed from %s (step %d)", checkpoint, self.global_step)
         return True
+
+
+SHARDED_CHECKPOINTS = ("checkpoints of FSDP-sharded runs are not written yet (each rank holds a shard): "
+                       "use a DDP or one-process config to train with checkpoints")
 
 
 def concat_generations(gens: list[Generation]) -> Generation:
@@ -268,6 +295,8 @@ def train(config: EvoLMMConfig, backbone=None, resume: bool = False) -> EvoLMMTr
         raise FileExistsError(f"{out} already holds checkpoints: pass resume=True (--resume) or another output_dir")
     backbone = backbone or load_backbone(config=config)
     trainer = EvoLMMTrainer(backbone, config, output_dir=out)
+    if trainer.dist.sharded:  # fail before the first step, not after the last
+        raise NotImplementedError(SHARDED_CHECKPOINTS)
     if not (resume and trainer.resume()):
         (out / "log.jsonl").unlink(missing_ok=True)
     if trainer.is_main:

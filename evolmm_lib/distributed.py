@@ -1,0 +1,157 @@
+"""Several processes under ``accelerate launch``: the engine (DDP or FSDP2) owns gradient sync and sharding.
+
+One process (no ``WORLD_SIZE``, or 1): plain PyTorch, nothing wrapped. Several: an ``Accelerator``
+built from the launcher's environment (``accelerate launch --config_file configs/accelerate/….yaml``)
+prepares the training forward and both roles' AdamW, so
+
+- DDP all-reduces gradients during ``accelerator.backward``. Each backward trains ONE role while
+  the other role's adapter (or model) sits unused, so the DDP wrapper is built with
+  ``find_unused_parameters=True``: DDP then marks the idle adapter ready instead of waiting for
+  gradients that never come. The alternative, one DDP wrapper per role over the shared base,
+  would hook the same parameters twice; the extra graph walk costs far less than a VLM forward.
+- FSDP2 shards parameters, gradients and AdamW state; its hooks gather a layer's weights for the
+  forward and reduce-scatter its gradients in the backward.
+
+Only what the paper defines across ranks is gathered by hand: scalars (rewards, KL values) for the
+sequential b/β chain, and the image paths for the log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from .logprobs import TeacherForcedBatch, completion_logprobs_and_kl, reference_outputs
+
+
+class PolicyForward(torch.nn.Module):
+    """π_ref's and one role's per-token log π and KL as ONE module call.
+
+    The engine only sees what runs inside its wrapper's ``forward``: DDP prepares its gradient
+    reduction there, FSDP gathers the sharded weights there. So the reference pass and the role's
+    pass (including the output head, used chunk by chunk) both happen inside this forward.
+    """
+
+    def __init__(self, backbone, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model  # the weights the engine wraps (the shared LoRA model, or one role's copy)
+        object.__setattr__(self, "backbone", backbone)  # a plain reference, not a submodule
+
+    def forward(self, batch: TeacherForcedBatch, role: str, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        reference = reference_outputs(self.backbone, batch)
+        with self.backbone.role(role) as policy:
+            return completion_logprobs_and_kl(policy, batch, reference, chunk_size)
+
+
+def make_accelerator():
+    """An ``Accelerator`` from the launcher's environment; DDP told that one role's weights idle per backward."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+
+    accelerator = Accelerator(kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise RuntimeError("DeepSpeed drives one optimiser per model; EvoLMM trains two roles on one model: "
+                           "use an FSDP config (configs/accelerate/) to shard")
+    return accelerator
+
+
+class Distributed:
+    """This process's place in the run, the engine's backward/clip, and the few collectives the paper needs."""
+
+    def __init__(self, accelerator=None) -> None:
+        if accelerator is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            accelerator = make_accelerator()
+        self.accelerator = accelerator
+        self.world_size = accelerator.num_processes if accelerator else 1
+        self.rank = accelerator.process_index if accelerator else 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def sharded(self) -> bool:
+        """FSDP: parameters, gradients and optimiser state are split over the ranks."""
+        from accelerate.utils import DistributedType
+
+        return self.accelerator is not None and self.accelerator.distributed_type == DistributedType.FSDP
+
+    @property
+    def device(self) -> torch.device:
+        """Where collective tensors live: the rank's GPU under NCCL, else the CPU (gloo)."""
+        if self.enabled and torch.distributed.get_backend() == "nccl":
+            return torch.device("cuda", torch.cuda.current_device())
+        return torch.device("cpu")
+
+    # -- the engine ----------------------------------------------------------------------------
+    def prepare(self, backbone, optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, torch.optim.Optimizer]:
+        """Wrap the training forward(s) and the roles' optimisers; sets ``backbone.forwards``.
+
+        LoRA: one forward over the shared model, prepared with both optimisers. ``full``: each
+        role's copy with its own optimiser; under FSDP the frozen reference copy is sharded too.
+        Returns the prepared optimisers (same keys). One process: nothing is wrapped.
+        """
+        if backbone.is_lora:
+            forward = PolicyForward(backbone, backbone.model)
+            if self.accelerator is not None:
+                forward, *opts = self.accelerator.prepare(forward, *optimizers.values())
+                optimizers = dict(zip(optimizers, opts))
+            backbone.forwards = {role: forward for role in optimizers}
+        else:
+            backbone.forwards = {}
+            for role, opt in optimizers.items():
+                forward = PolicyForward(backbone, backbone.role_models[role])
+                if self.accelerator is not None:
+                    forward, optimizers[role] = self.accelerator.prepare(forward, opt)
+                backbone.forwards[role] = forward
+            if self.sharded:
+                from accelerate.utils.fsdp_utils import fsdp2_prepare_model
+
+                backbone.reference_model = fsdp2_prepare_model(self.accelerator, backbone.reference_model)
+        if self.sharded:  # generate() and the reference pass bypass the wrapper: they gather its top level
+            backbone.sharded_roots = dict(backbone.forwards)
+            backbone.sharded_roots[None] = forward if backbone.is_lora else backbone.reference_model
+        return optimizers
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+
+    def clip_grad_norm_(self, params: list[torch.nn.Parameter], max_norm: float) -> float:
+        """Clip the (all-reduced or sharded) gradients of ``params`` to ``max_norm``; the norm before."""
+        if self.accelerator is None:
+            return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        norm = self.accelerator.clip_grad_norm_(params, max_norm)
+        return float(norm.full_tensor() if hasattr(norm, "full_tensor") else norm)
+
+    # -- collectives of scalars and objects ---------------------------------------------------
+    def gather(self, values: list[float]) -> list[float]:
+        """Every rank's ``values``, concatenated in rank order (same length on every rank)."""
+        if not self.enabled:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64, device=self.device)
+        out = [torch.zeros_like(t) for _ in range(self.world_size)]
+        torch.distributed.all_gather(out, t)
+        return torch.cat(out).tolist()
+
+    def gather_objects(self, obj) -> list:
+        if not self.enabled:
+            return [obj]
+        out = [None] * self.world_size
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
+    def any(self, flag: bool) -> bool:
+        if not self.enabled:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            self.accelerator.wait_for_everyone()
