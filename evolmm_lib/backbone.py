@@ -173,14 +173,17 @@ class Backbone:
             out[r] = sum(p.numel() for p in self.trainable_parameters(r))
         return out
 
-    def save_adapters(self, path: str | os.PathLike) -> None:
-        """Write ``path/solver`` and ``path/proposer`` (PEFT adapter folders, or full LM weights)."""
+    def save_adapters(self, path: str | os.PathLike, weights: dict | None = None) -> None:
+        """Write ``path/solver`` and ``path/proposer`` (PEFT adapter folders, or full LM weights).
+
+        ``weights`` (FSDP): whole tensors gathered from the shards, by parameter name (LoRA) or by role (full).
+        """
         path = Path(path)
         if self.is_lora:
-            self.model.save_pretrained(path, selected_adapters=list(ROLES))
+            self.model.save_pretrained(path, selected_adapters=list(ROLES), state_dict=weights)
             return
         for r in ROLES:
-            self.role_models[r].save_pretrained(path / r)
+            self.role_models[r].save_pretrained(path / r, state_dict=None if weights is None else weights[r])
 
 
 def _load_transformers(model_id: str, config: EvoLMMConfig):

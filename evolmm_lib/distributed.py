@@ -66,17 +66,13 @@ class Distributed:
         self.accelerator = accelerator
         self.world_size = accelerator.num_processes if accelerator else 1
         self.rank = accelerator.process_index if accelerator else 0
+        self.sharded = False
+        """FSDP prepared the weights: parameters, gradients and optimiser state are split over the ranks."""
 
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
 
-    @property
-    def sharded(self) -> bool:
-        """FSDP: parameters, gradients and optimiser state are split over the ranks."""
-        from accelerate.utils import DistributedType
-
-        return self.accelerator is not None and self.accelerator.distributed_type == DistributedType.FSDP
 
     @property
     def device(self) -> torch.device:
@@ -93,6 +89,10 @@ class Distributed:
         role's copy with its own optimiser; under FSDP the frozen reference copy is sharded too.
         Returns the prepared optimisers (same keys). One process: nothing is wrapped.
         """
+        if self.accelerator is not None:
+            from accelerate.utils import DistributedType
+
+            self.sharded = self.accelerator.distributed_type == DistributedType.FSDP
         if backbone.is_lora:
             forward = PolicyForward(backbone, backbone.model)
             if self.accelerator is not None:
@@ -155,3 +155,75 @@ class Distributed:
     def barrier(self) -> None:
         if self.enabled:
             self.accelerator.wait_for_everyone()
+
+    # -- checkpoints of sharded runs (FSDP): whole tensors on every rank, written by rank 0 ---------
+    def full_weights(self, backbone) -> dict | None:
+        """The roles' whole trainable weights gathered from the shards (collective); None when unsharded.
+
+        LoRA: {parameter name: tensor} of both adapters. ``full``: {role: {name: tensor}} of each copy.
+        """
+        if not self.sharded:
+            return None
+
+        def whole(module, keep) -> dict:
+            return {n: _whole(p) for n, p in module.named_parameters() if keep(n)}
+
+        if backbone.is_lora:
+            return whole(backbone.model, lambda n: "lora_" in n)
+        return {r: whole(m, lambda n: True) for r, m in backbone.role_models.items()}
+
+    def full_optimizer_states(self, backbone, optimizers: dict) -> dict | None:
+        """Each role's whole AdamW state, keyed by parameter name (collective); None when unsharded."""
+        if not self.sharded:
+            return None
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+        full = StateDictOptions(full_state_dict=True, cpu_offload=False)
+        return {r: get_optimizer_state_dict(backbone.forwards[r], _unwrap(opt), options=full)
+                for r, opt in optimizers.items()}
+
+    def load_sharded(self, backbone, checkpoint, optimizers: dict, states: dict) -> None:
+        """Resume a sharded run: each rank keeps its shard of the checkpoint's weights and AdamW states."""
+        from pathlib import Path
+
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        from torch.distributed.tensor import distribute_tensor
+
+        root = Path(checkpoint)
+        for role, opt in optimizers.items():
+            saved = _saved_weights(backbone, root / role, role)
+            module = backbone.model if backbone.is_lora else backbone.role_models[role]
+            with torch.no_grad():
+                for n, p in module.named_parameters():
+                    if n in saved:
+                        p.copy_(distribute_tensor(saved[n].to(p.dtype), p.device_mesh, p.placements))
+            set_optimizer_state_dict(backbone.forwards[role], _unwrap(opt), states[role],
+                                     options=StateDictOptions(full_state_dict=True))
+
+
+def _saved_weights(backbone, folder, role: str) -> dict[str, torch.Tensor]:
+    """A checkpoint's role folder as {parameter name in the live model: tensor}."""
+    from safetensors.torch import load_file
+
+    if backbone.is_lora:
+        from peft.utils import load_peft_weights
+
+        weights = load_peft_weights(str(folder), device="cpu")  # names without the adapter's
+        return {k.replace(".lora_A.", f".lora_A.{role}.").replace(".lora_B.", f".lora_B.{role}."): v
+                for k, v in weights.items()}
+    out = {}
+    for f in sorted(folder.glob("*.safetensors")):
+        out.update(load_file(f))
+    return out
+
+
+def _whole(p: torch.Tensor) -> torch.Tensor:
+    """A sharded parameter's whole value as a plain CPU tensor (collective)."""
+    t = p.full_tensor()
+    if hasattr(t, "wait"):  # an in-flight collective's result (AsyncCollectiveTensor): its plain tensor
+        t = t.wait()
+    return t.detach().cpu().clone()
+
+
+def _unwrap(optimizer):
+    return getattr(optimizer, "optimizer", optimizer)

@@ -32,7 +32,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         cfg = config_from_args(args)
         trainer = train(cfg, resume=args.resume)
-    except (ConfigError, ImageError, FileExistsError, NotImplementedError) as e:
+    except (ConfigError, ImageError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if trainer.is_main:

@@ -55,6 +55,9 @@ class EvoLMMTrainer:
         for role, u in updaters.items():  # FSDP replaces the parameters by their shards
             u.optimizer, u.params = prepared[role], self.backbone.trainable_parameters(role)
 
+    def _optimizers(self) -> dict:
+        return {"solver": self.solver.optimizer, "proposer": self.proposer.optimizer}
+
     @property
     def is_main(self) -> bool:
         return self.dist.rank == 0
@@ -189,17 +192,19 @@ class EvoLMMTrainer:
 
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (rank 0; all ranks wait for it)."""
-        if self.dist.sharded:
-            raise NotImplementedError(SHARDED_CHECKPOINTS)
         path = None
         # each rank samples with its own generators and queues its own questions: keep every rank's
         ranks = self.dist.gather_objects({"rng": ckpt.rng_state(), "proposer_queue": self.proposer_queue})
+        weights = self.dist.full_weights(self.backbone)  # FSDP: whole tensors from the shards, else None
+        optimizers = self.dist.full_optimizer_states(self.backbone, self._optimizers())
         if self.is_main:
             state = self.state_dict()
             if self.dist.enabled:
                 state["ranks"] = ranks
+            for role, opt_state in (optimizers or {}).items():
+                state[role]["optimizer"] = opt_state
             path = ckpt.save_checkpoint(self.output_dir, self.global_step, self.backbone, state,
-                                        self.config.max_checkpoints)
+                                        self.config.max_checkpoints, weights)
         self.dist.barrier()
         self.last_saved_step = self.global_step
         return path
@@ -210,9 +215,15 @@ class EvoLMMTrainer:
         if checkpoint is None:
             return False
         state = ckpt.load_state(checkpoint)
-        ckpt.restore_weights(self.backbone, checkpoint)
-        self.solver.load_state_dict(state["solver"])
-        self.proposer.load_state_dict(state["proposer"])
+        if self.dist.sharded:  # each rank keeps its shard of the whole weights and AdamW states
+            self.dist.load_sharded(self.backbone, checkpoint, self._optimizers(),
+                                   {r: state[r]["optimizer"] for r in ("solver", "proposer")})
+            for u in (self.solver, self.proposer):
+                u.beta, u.baseline = float(state[u.role]["beta"]), float(state[u.role]["baseline"])
+        else:
+            ckpt.restore_weights(self.backbone, checkpoint)
+            self.solver.load_state_dict(state["solver"])
+            self.proposer.load_state_dict(state["proposer"])
         self.pool.position = state["pool"]["position"]
         self.pool.skipped = dict(state["pool"]["skipped"])
         self.proposer_queue = state.get("proposer_queue")
@@ -228,10 +239,6 @@ class EvoLMMTrainer:
         _truncate_log(self.output_dir / "log.jsonl", self.global_step)
         log.info("resumed from %s (step %d)", checkpoint, self.global_step)
         return True
-
-
-SHARDED_CHECKPOINTS = ("checkpoints of FSDP-sharded runs are not written yet (each rank holds a shard): "
-                       "use a DDP or one-process config to train with checkpoints")
 
 
 def concat_generations(gens: list[Generation]) -> Generation:
@@ -295,8 +302,6 @@ def train(config: EvoLMMConfig, backbone=None, resume: bool = False) -> EvoLMMTr
         raise FileExistsError(f"{out} already holds checkpoints: pass resume=True (--resume) or another output_dir")
     backbone = backbone or load_backbone(config=config)
     trainer = EvoLMMTrainer(backbone, config, output_dir=out)
-    if trainer.dist.sharded:  # fail before the first step, not after the last
-        raise NotImplementedError(SHARDED_CHECKPOINTS)
     if not (resume and trainer.resume()):
         (out / "log.jsonl").unlink(missing_ok=True)
     if trainer.is_main:

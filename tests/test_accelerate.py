@@ -35,7 +35,8 @@ ENGINE = textwrap.dedent("""
             from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
             acc.state.fsdp_plugin = FullyShardedDataParallelPlugin(
                 fsdp_version=2, auto_wrap_policy="transformer_based_wrap", reshard_after_forward=True)
-            acc.state.distributed_type = DistributedType.FSDP
+            from accelerate.state import PartialState
+            acc.state.distributed_type = PartialState().distributed_type = DistributedType.FSDP
         return Distributed(acc)
 
     def whole(p):
@@ -49,11 +50,22 @@ UPDATE = ENGINE + textwrap.dedent("""
     cfg, rec = EvoLMMConfig.from_yaml(sys.argv[1]), torch.load(sys.argv[2], weights_only=False)
     tr = EvoLMMTrainer(load_backbone(config=cfg), cfg, dist=distributed(sys.argv[3]))
     k = tr.dist.rank
-    for _ in range(2):  # the second update sees KL > 0 and Adam's second moment
-        tr.solver.update(rec["solver"][k], rec["solver_rewards"][k])
-    tr.proposer.update(rec["proposer"][k], [rec["proposer_rewards"][k]], [0])
+    norms = [tr.solver.update(rec["solver"][k], rec["solver_rewards"][k]).grad_norm
+             for _ in range(2)]  # the second update sees KL > 0 and Adam's second moment
+    norms.append(tr.proposer.update(rec["proposer"][k], [rec["proposer_rewards"][k]], [0]).grad_norm)
     out = {r: [whole(p) for p in tr.backbone.trainable_parameters(r)] for r in ("solver", "proposer")}
     out["chain"] = [x for u in (tr.solver, tr.proposer) for x in (u.baseline, u.beta)]
+    out["grad_norms"] = norms
+    tr.global_step = 1
+    tr.save()  # under FSDP: gathered from the shards, written by rank 0
+    opt_state = lambda t: [whole(v) for o in (t.solver.optimizer, t.proposer.optimizer)
+                           for st in o.state_dict()["state"].values() for v in st.values()]
+    again = EvoLMMTrainer(load_backbone(config=cfg), cfg, dist=tr.dist)
+    assert again.resume()
+    out["resumed"] = {r: [whole(p) for p in again.backbone.trainable_parameters(r)] for r in ("solver", "proposer")}
+    out["adam"], out["adam_resumed"] = opt_state(tr), opt_state(again)
+    again.step()  # a whole step (generate included) on the resumed engine
+    out["after_step"] = [whole(p) for p in again.backbone.trainable_parameters("solver")]
     torch.save(out, f"{cfg.output_dir}/rank{k}.pt")
 """)
 
@@ -106,8 +118,11 @@ def small_config(tmp_path: Path, **kw):
     return EvoLMMConfig(**{**base, **kw})
 
 
-def one_process_update(updater, gens, rewards, world_size: int) -> None:
-    """One update on every rank's rows in this process, from the paper's definitions (the reference)."""
+def one_process_update(updater, gens, rewards, world_size: int) -> float:
+    """One update on every rank's rows in this process, from the paper's definitions (the reference).
+
+    Returns the gradient norm: AdamW's step hardly depends on the gradient's scale, the norm does.
+    """
     from evolmm_lib.logprobs import teacher_forced_batch
     from evolmm_lib.policy import sequential_chain
 
@@ -127,10 +142,11 @@ def one_process_update(updater, gens, rewards, world_size: int) -> None:
         loss = sum((r - bi) * n + be * k for r, bi, be, n, k in zip(flat, b, beta, nll, kl)) / world_size
         loss.backward()
         model.eval()
-    torch.nn.utils.clip_grad_norm_(updater.params, cfg.grad_clip)
+    norm = float(torch.nn.utils.clip_grad_norm_(updater.params, cfg.grad_clip))
     updater.optimizer.step()
     updater.optimizer.zero_grad(set_to_none=True)
     updater.baseline, updater.beta = b_end, beta_end
+    return norm
 
 
 @pytest.fixture(scope="module")
@@ -151,11 +167,11 @@ def recorded(tmp_path_factory):
            "solver_rewards": [[0.9, 0.2], [0.4, 0.7]], "proposer_rewards": [0.6, 0.1]}
     torch.save(rec, tmp / "recorded.pt")
     tr = EvoLMMTrainer(load_backbone(config=cfg), cfg)  # one process: nothing wrapped
-    for _ in range(2):
-        one_process_update(tr.solver, rec["solver"], rec["solver_rewards"], 2)
-    one_process_update(tr.proposer, rec["proposer"], [[r] for r in rec["proposer_rewards"]], 2)
+    norms = [one_process_update(tr.solver, rec["solver"], rec["solver_rewards"], 2) for _ in range(2)]
+    norms.append(one_process_update(tr.proposer, rec["proposer"], [[r] for r in rec["proposer_rewards"]], 2))
     reference = {r: [p.detach().clone() for p in tr.backbone.trainable_parameters(r)] for r in ROLES}
     reference["chain"] = [x for u in (tr.solver, tr.proposer) for x in (u.baseline, u.beta)]
+    reference["grad_norms"] = norms
     return tmp, cfg, reference
 
 
@@ -170,11 +186,21 @@ def test_engine_update_equals_one_process_on_both_ranks_rows(recorded, engine, p
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [torch.load(out / f"rank{k}.pt") for k in (0, 1)]
     assert ranks[0]["chain"] == ranks[1]["chain"] == pytest.approx(reference["chain"], rel=1e-5)  # β from float32 KLs
+    assert ranks[0]["grad_norms"] == pytest.approx(reference["grad_norms"], rel=1e-4)  # averaged, not summed
     for role in ROLES:
         assert all(torch.equal(a, b) for a, b in zip(ranks[0][role], ranks[1][role]))  # one model on both ranks
         for got, want in zip(ranks[0][role], reference[role]):
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)  # lr 1e-2: 0.1 % of a step
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)  # 1 % of an lr 1e-2 step
     assert any(p.abs().sum() > 0 for p in ranks[0]["proposer"][1::2])  # LoRA B of both roles moved from zero
+    # the checkpoint holds the whole adapters; a fresh engine resumes to the same weights and AdamW state
+    from safetensors.torch import load_file
+
+    saved = load_file(out / "checkpoint-1" / "solver" / "adapter_model.safetensors")
+    assert sorted(v.numel() for v in saved.values()) == sorted(p.numel() for p in ranks[0]["solver"])
+    for r in ranks:
+        assert all(torch.equal(a, b) for role in ROLES for a, b in zip(r[role], r["resumed"][role]))
+        assert len(r["adam"]) > 0 and all(torch.equal(a, b) for a, b in zip(r["adam"], r["adam_resumed"]))
+    assert all(torch.equal(a, b) for a, b in zip(ranks[0]["after_step"], ranks[1]["after_step"]))
     assert any(p.abs().sum() > 0 for p in ranks[0]["solver"][1::2])
 
 
