@@ -224,3 +224,28 @@ def test_sigkill_then_resume_under_two_processes_is_bit_identical(tmp_path):
     strip = lambda line: {k: v for k, v in json.loads(line).items() if not k.startswith("seconds")}
     logs = [[strip(x) for x in (d / "log.jsonl").read_text().splitlines()] for d in (straight, killed)]
     assert len(logs[0]) == 4 and logs[0] == logs[1]  # same images on both ranks, same questions, answers, b, β
+
+
+def test_memory_estimate_counts_the_tiny_model_exactly():
+    """configs/accelerate/memory.py's parameter formula, applied to the tiny model, gives its exact count."""
+    import importlib.util
+
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    from evolmm_lib.backbone import load_backbone, resolve_model
+
+    spec = importlib.util.spec_from_file_location("memory", REPO / "configs" / "accelerate" / "memory.py")
+    memory = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(memory)
+    path = resolve_model("tiny")
+    shapes = memory.shapes_of(AutoConfig.from_pretrained(path))
+    model = AutoModelForImageTextToText.from_pretrained(path)
+    named = dict(model.named_parameters())
+    assert memory.vision_parameters(shapes) == sum(p.numel() for n, p in named.items() if "visual" in n)
+    assert memory.language_parameters(shapes) == sum(p.numel() for n, p in named.items() if "visual" not in n)
+    from evolmm_lib.config import EvoLMMConfig
+
+    backbone = load_backbone(config=EvoLMMConfig())
+    assert memory.lora_parameters(shapes, backbone.config.lora_r) == backbone.parameter_summary()["solver"]
+    s7 = memory.PUBLIC["qwen2.5-vl-7b"]
+    assert 8.2e9 < memory.language_parameters(s7) + memory.vision_parameters(s7) < 8.4e9  # "8B" (8.29B)
