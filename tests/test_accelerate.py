@@ -234,8 +234,8 @@ def test_memory_estimate_counts_the_tiny_model_exactly():
 
     from evolmm_lib.backbone import load_backbone, resolve_model
 
-    spec = importlib.util.spec_from_file_location("memory", REPO / "configs" / "accelerate" / "memory.py")
-    memory = importlib.util.module_from_spec(spec)
+    spec = importlib.util.spec_from_file_location("accelerate_memory", REPO / "configs" / "accelerate" / "memory.py")
+    memory = sys.modules["accelerate_memory"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
     spec.loader.exec_module(memory)
     path = resolve_model("tiny")
     shapes = memory.shapes_of(AutoConfig.from_pretrained(path))
