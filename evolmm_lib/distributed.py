@@ -86,7 +86,8 @@ class Distributed:
         """Wrap the training forward(s) and the roles' optimisers; sets ``backbone.forwards``.
 
         LoRA: one forward over the shared model, prepared with both optimisers. ``full``: each
-        role's copy with its own optimiser; under FSDP the frozen reference copy is sharded too.
+        role's copy with its own optimiser; the frozen reference copy (the loaded base) stays whole
+        on every rank, as π_ref's output head is used outside any wrapper's forward.
         Returns the prepared optimisers (same keys). One process: nothing is wrapped.
         """
         if self.accelerator is not None:
@@ -106,13 +107,10 @@ class Distributed:
                 if self.accelerator is not None:
                     forward, optimizers[role] = self.accelerator.prepare(forward, opt)
                 backbone.forwards[role] = forward
-            if self.sharded:
-                from accelerate.utils.fsdp_utils import fsdp2_prepare_model
-
-                backbone.reference_model = fsdp2_prepare_model(self.accelerator, backbone.reference_model)
         if self.sharded:  # generate() and the reference pass bypass the wrapper: they gather its top level
             backbone.sharded_roots = dict(backbone.forwards)
-            backbone.sharded_roots[None] = forward if backbone.is_lora else backbone.reference_model
+            if backbone.is_lora:
+                backbone.sharded_roots[None] = forward
         return optimizers
 
     def backward(self, loss: torch.Tensor) -> None:
@@ -193,28 +191,31 @@ class Distributed:
         for role, opt in optimizers.items():
             saved = _saved_weights(backbone, root / role, role)
             module = backbone.model if backbone.is_lora else backbone.role_models[role]
+            params = dict(module.named_parameters())
+            if backbone.is_lora:
+                params = {n: p for n, p in params.items() if f".{role}." in n and "lora_" in n}
+            missing = [n for n in params if n not in saved]
+            if missing:
+                raise RuntimeError(f"{root / role}: no saved weights for {missing[:3]}")
             with torch.no_grad():
-                for n, p in module.named_parameters():
-                    if n in saved:
-                        p.copy_(distribute_tensor(saved[n].to(p.dtype), p.device_mesh, p.placements))
+                for n, p in params.items():
+                    p.copy_(distribute_tensor(saved[n].to(p.dtype), p.device_mesh, p.placements))
             set_optimizer_state_dict(backbone.forwards[role], _unwrap(opt), states[role],
                                      options=StateDictOptions(full_state_dict=True))
 
 
 def _saved_weights(backbone, folder, role: str) -> dict[str, torch.Tensor]:
     """A checkpoint's role folder as {parameter name in the live model: tensor}."""
-    from safetensors.torch import load_file
-
     if backbone.is_lora:
         from peft.utils import load_peft_weights
 
         weights = load_peft_weights(str(folder), device="cpu")  # names without the adapter's
         return {k.replace(".lora_A.", f".lora_A.{role}.").replace(".lora_B.", f".lora_B.{role}."): v
                 for k, v in weights.items()}
-    out = {}
-    for f in sorted(folder.glob("*.safetensors")):
-        out.update(load_file(f))
-    return out
+    from transformers import AutoModelForImageTextToText  # full: save_pretrained may rename keys on disk
+
+    saved = AutoModelForImageTextToText.from_pretrained(folder, dtype=next(backbone.model.parameters()).dtype)
+    return {n: p.detach() for n, p in saved.named_parameters()}
 
 
 def _whole(p: torch.Tensor) -> torch.Tensor:

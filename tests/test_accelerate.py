@@ -21,6 +21,7 @@ import torch
 from conftest import REPO, make_images
 
 ROLES = ("solver", "proposer")
+UPDATES = {"lora": 1e-2, "full": 1e-3}  # update → lr of the equality test
 
 # accelerate allows FSDP only on accelerators (GPU, XPU, ...); on CPU processes the worker switches the
 # state to its FSDP2 path by hand, which then runs as on GPUs (gloo instead of NCCL).
@@ -47,26 +48,28 @@ UPDATE = ENGINE + textwrap.dedent("""
     from evolmm_lib.backbone import load_backbone
     from evolmm_lib.config import EvoLMMConfig
     from evolmm_lib.trainer import EvoLMMTrainer
-    cfg, rec = EvoLMMConfig.from_yaml(sys.argv[1]), torch.load(sys.argv[2], weights_only=False)
-    tr = EvoLMMTrainer(load_backbone(config=cfg), cfg, dist=distributed(sys.argv[3]))
-    k = tr.dist.rank
-    norms = [tr.solver.update(rec["solver"][k], rec["solver_rewards"][k]).grad_norm
-             for _ in range(2)]  # the second update sees KL > 0 and Adam's second moment
-    norms.append(tr.proposer.update(rec["proposer"][k], [rec["proposer_rewards"][k]], [0]).grad_norm)
-    out = {r: [whole(p) for p in tr.backbone.trainable_parameters(r)] for r in ("solver", "proposer")}
-    out["chain"] = [x for u in (tr.solver, tr.proposer) for x in (u.baseline, u.beta)]
-    out["grad_norms"] = norms
-    tr.global_step = 1
-    tr.save()  # under FSDP: gathered from the shards, written by rank 0
-    opt_state = lambda t: [whole(v) for o in (t.solver.optimizer, t.proposer.optimizer)
-                           for st in o.state_dict()["state"].values() for v in st.values()]
-    again = EvoLMMTrainer(load_backbone(config=cfg), cfg, dist=tr.dist)
-    assert again.resume()
-    out["resumed"] = {r: [whole(p) for p in again.backbone.trainable_parameters(r)] for r in ("solver", "proposer")}
-    out["adam"], out["adam_resumed"] = opt_state(tr), opt_state(again)
-    again.step()  # a whole step (generate included) on the resumed engine
-    out["after_step"] = [whole(p) for p in again.backbone.trainable_parameters("solver")]
-    torch.save(out, f"{cfg.output_dir}/rank{k}.pt")
+    rec, dist = torch.load(sys.argv[1], weights_only=False), distributed(sys.argv[2])
+    for conf in sys.argv[3:]:  # LoRA, then update=full, in the same process group
+        cfg = EvoLMMConfig.from_yaml(conf)
+        tr = EvoLMMTrainer(load_backbone(config=cfg), cfg, dist=dist)
+        k = tr.dist.rank
+        norms = [tr.solver.update(rec["solver"][k], rec["solver_rewards"][k]).grad_norm
+                 for _ in range(2)]  # the second update sees KL > 0 and Adam's second moment
+        norms.append(tr.proposer.update(rec["proposer"][k], [rec["proposer_rewards"][k]], [0]).grad_norm)
+        out = {r: [whole(p) for p in tr.backbone.trainable_parameters(r)] for r in ("solver", "proposer")}
+        out["chain"] = [x for u in (tr.solver, tr.proposer) for x in (u.baseline, u.beta)]
+        out["grad_norms"] = norms
+        tr.global_step = 1
+        tr.save()  # under FSDP: gathered from the shards, written by rank 0
+        opt_state = lambda t: [whole(v) for o in (t.solver.optimizer, t.proposer.optimizer)
+                               for st in o.state_dict()["state"].values() for v in st.values()]
+        again = EvoLMMTrainer(load_backbone(config=cfg), cfg, dist=dist)
+        assert again.resume()
+        out["resumed"] = {r: [whole(p) for p in again.backbone.trainable_parameters(r)] for r in ("solver", "proposer")}
+        out["adam"], out["adam_resumed"] = opt_state(tr), opt_state(again)
+        again.step()  # a whole step (generate included) on the resumed engine
+        out["after_step"] = [whole(p) for p in again.backbone.trainable_parameters("solver")]
+        torch.save(out, f"{cfg.output_dir}/rank{k}.pt")
 """)
 
 TRAIN = ENGINE + textwrap.dedent("""
@@ -166,42 +169,49 @@ def recorded(tmp_path_factory):
            "proposer": [propose_questions(backbone, [im], cfg)[1] for im in images],
            "solver_rewards": [[0.9, 0.2], [0.4, 0.7]], "proposer_rewards": [0.6, 0.1]}
     torch.save(rec, tmp / "recorded.pt")
-    tr = EvoLMMTrainer(load_backbone(config=cfg), cfg)  # one process: nothing wrapped
-    norms = [one_process_update(tr.solver, rec["solver"], rec["solver_rewards"], 2) for _ in range(2)]
-    norms.append(one_process_update(tr.proposer, rec["proposer"], [[r] for r in rec["proposer_rewards"]], 2))
-    reference = {r: [p.detach().clone() for p in tr.backbone.trainable_parameters(r)] for r in ROLES}
-    reference["chain"] = [x for u in (tr.solver, tr.proposer) for x in (u.baseline, u.beta)]
-    reference["grad_norms"] = norms
-    return tmp, cfg, reference
+    references = {}
+    for update, lr in UPDATES.items():  # one process: nothing wrapped
+        tr = EvoLMMTrainer(load_backbone(config=cfg.replace(update=update, lr=lr)), cfg.replace(update=update, lr=lr))
+        norms = [one_process_update(tr.solver, rec["solver"], rec["solver_rewards"], 2) for _ in range(2)]
+        norms.append(one_process_update(tr.proposer, rec["proposer"], [[r] for r in rec["proposer_rewards"]], 2))
+        ref = {r: [p.detach().clone() for p in tr.backbone.trainable_parameters(r)] for r in ROLES}
+        ref["chain"] = [x for u in (tr.solver, tr.proposer) for x in (u.baseline, u.beta)]
+        ref["grad_norms"] = norms
+        references[update] = ref
+    return tmp, cfg, references
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("engine,port", [("ddp", 29517), ("fsdp", 29518)])
 def test_engine_update_equals_one_process_on_both_ranks_rows(recorded, engine, port):
-    tmp, cfg, reference = recorded
-    out = tmp / engine
-    out.mkdir()
-    conf = cfg.replace(output_dir=str(out)).save_yaml(tmp / f"{engine}.yaml")
-    r = launch(tmp, UPDATE, str(conf), str(tmp / "recorded.pt"), engine, port=port)
-    assert r.returncode == 0, r.stderr[-3000:]
-    ranks = [torch.load(out / f"rank{k}.pt") for k in (0, 1)]
-    assert ranks[0]["chain"] == ranks[1]["chain"] == pytest.approx(reference["chain"], rel=1e-5)  # β from float32 KLs
-    assert ranks[0]["grad_norms"] == pytest.approx(reference["grad_norms"], rel=1e-4)  # averaged, not summed
-    for role in ROLES:
-        assert all(torch.equal(a, b) for a, b in zip(ranks[0][role], ranks[1][role]))  # one model on both ranks
-        for got, want in zip(ranks[0][role], reference[role]):
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)  # 1 % of an lr 1e-2 step
-    assert any(p.abs().sum() > 0 for p in ranks[0]["proposer"][1::2])  # LoRA B of both roles moved from zero
-    # the checkpoint holds the whole adapters; a fresh engine resumes to the same weights and AdamW state
     from safetensors.torch import load_file
 
-    saved = load_file(out / "checkpoint-1" / "solver" / "adapter_model.safetensors")
-    assert sorted(v.numel() for v in saved.values()) == sorted(p.numel() for p in ranks[0]["solver"])
-    for r in ranks:
-        assert all(torch.equal(a, b) for role in ROLES for a, b in zip(r[role], r["resumed"][role]))
-        assert len(r["adam"]) > 0 and all(torch.equal(a, b) for a, b in zip(r["adam"], r["adam_resumed"]))
-    assert all(torch.equal(a, b) for a, b in zip(ranks[0]["after_step"], ranks[1]["after_step"]))
-    assert any(p.abs().sum() > 0 for p in ranks[0]["solver"][1::2])
+    tmp, cfg, references = recorded
+    confs = {}
+    for update, lr in UPDATES.items():
+        (tmp / engine / update).mkdir(parents=True)
+        confs[update] = cfg.replace(output_dir=str(tmp / engine / update), update=update, lr=lr).save_yaml(
+            tmp / f"{engine}-{update}.yaml")
+    r = launch(tmp, UPDATE, str(tmp / "recorded.pt"), engine, *map(str, confs.values()), port=port)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for update, lr in UPDATES.items():
+        out, reference = tmp / engine / update, references[update]
+        ranks = [torch.load(out / f"rank{k}.pt") for k in (0, 1)]
+        assert ranks[0]["chain"] == ranks[1]["chain"] == pytest.approx(reference["chain"], rel=1e-5)  # float32 KLs
+        assert ranks[0]["grad_norms"] == pytest.approx(reference["grad_norms"], rel=1e-4)  # averaged, not summed
+        for role in ROLES:
+            assert all(torch.equal(a, b) for a, b in zip(ranks[0][role], ranks[1][role]))  # one model on both ranks
+            for got, want in zip(ranks[0][role], reference[role]):
+                torch.testing.assert_close(got, want, rtol=1e-4, atol=lr / 100)  # 1 % of one step
+        # the checkpoint holds whole weights; a fresh engine resumes to the same weights and AdamW state
+        for rank in ranks:
+            assert all(torch.equal(a, b) for role in ROLES for a, b in zip(rank[role], rank["resumed"][role]))
+            assert len(rank["adam"]) > 0 and all(torch.equal(a, b) for a, b in zip(rank["adam"], rank["adam_resumed"]))
+        assert all(torch.equal(a, b) for a, b in zip(ranks[0]["after_step"], ranks[1]["after_step"]))
+    lora = torch.load(tmp / engine / "lora" / "rank0.pt")
+    assert all(any(p.abs().sum() > 0 for p in lora[role][1::2]) for role in ROLES)  # LoRA B moved from zero
+    saved = load_file(tmp / engine / "lora" / "checkpoint-1" / "solver" / "adapter_model.safetensors")
+    assert sorted(v.numel() for v in saved.values()) == sorted(p.numel() for p in lora["solver"])
 
 
 @pytest.mark.slow

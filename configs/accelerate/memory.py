@@ -4,8 +4,8 @@
 
 Parameter counts are computed from the public Qwen2.5-VL ``config.json`` shapes below (the same
 formula, applied to the kit's tiny model, gives its exact parameter count: tests/test_accelerate.py).
-Counted: the frozen base, both roles' trainable weights, their gradients and AdamW's two moments,
-all in the stored dtype (the kit loads bf16 on GPUs and trains in it; peft keeps LoRA weights in
+Counted: the frozen base (or reference copy), both roles' trainable weights, their gradients and
+AdamW's two moments, all in the stored dtype (the kit loads bf16 on GPUs and trains in it; peft keeps LoRA weights in
 float32). Not counted: activations, the generation KV cache, CUDA/NCCL workspaces (a few GB).
 """
 
@@ -85,11 +85,11 @@ def per_gpu_gib(s: Shapes, update: str, gpus: int, sharded: bool, r: int = 16, d
     """Weights + gradients + AdamW moments per GPU (see the module docstring for what is left out)."""
     total = language_parameters(s) + vision_parameters(s)
     if update == "lora":  # one base, two float32 adapters: weight, grad, 2 moments = 16 B per parameter
-        state = total * dtype_bytes + 2 * lora_parameters(s, r) * 16
-    else:  # full: frozen reference + two role copies whose language model trains (weight, grad, 2 moments)
-        lm = language_parameters(s)
-        state = 3 * total * dtype_bytes + 2 * lm * 3 * dtype_bytes
-    return state / (gpus if sharded else 1) / GiB
+        return (total * dtype_bytes + 2 * lora_parameters(s, r) * 16) / (gpus if sharded else 1) / GiB
+    # full: two role copies whose language model trains (weight, grad, 2 moments), sharded under FSDP,
+    # and the frozen reference copy, whole on every GPU
+    roles = 2 * total * dtype_bytes + 2 * language_parameters(s) * 3 * dtype_bytes
+    return (roles / (gpus if sharded else 1) + total * dtype_bytes) / GiB
 
 
 CONFIGS = [  # (accelerate config, model, update, GPUs, sharded)
