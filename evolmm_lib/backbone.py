@@ -4,8 +4,9 @@
 ``proposer``, on the language model only; the frozen reference π_ref is the same model with
 adapters disabled. ``update="full"``: each role owns a trainable copy of the model and the
 reference is a third, frozen copy. Under ``accelerate launch`` the training forwards are wrapped by
-the engine (:mod:`evolmm_lib.distributed`); under FSDP every copy is sharded. Backend ``auto`` uses Unsloth's ``FastVisionModel`` on a CUDA
-GPU when unsloth is installed, else transformers + peft; both give the same :class:`Backbone`.
+the engine (:mod:`evolmm_lib.distributed`); FSDP shards the trained weights. Backend ``auto`` uses
+Unsloth's ``FastVisionModel`` on a CUDA GPU when unsloth is installed, else transformers + peft; both
+give the same :class:`Backbone`.
 """
 
 from __future__ import annotations

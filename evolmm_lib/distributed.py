@@ -12,13 +12,15 @@ prepares the training forward and both roles' AdamW, so
 - FSDP2 shards parameters, gradients and AdamW state; its hooks gather a layer's weights for the
   forward and reduce-scatter its gradients in the backward.
 
+Every optimiser step follows exactly one backward (the batched update sums its N losses), so there
+is no gradient accumulation to keep out of sync (``no_sync``/``accumulate`` are not needed).
+
 Only what the paper defines across ranks is gathered by hand: scalars (rewards, KL values) for the
 sequential b/β chain, and the image paths for the log.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 
 import torch
@@ -72,7 +74,6 @@ class Distributed:
     @property
     def enabled(self) -> bool:
         return self.world_size > 1
-
 
     @property
     def device(self) -> torch.device:
