@@ -6,8 +6,10 @@ adapters disabled. ``update="full"``: each role owns a trainable copy of the mod
 reference is a third, frozen copy. ``recipe="official"`` builds the adapters as the official script
 does: seeded with ``transformers.set_seed``, a causal-LM ``LoraConfig`` whose target names match any
 module ending with them (so the vision blocks' MLPs are wrapped too), ``solver`` created first.
-Backend ``auto`` uses Unsloth's ``FastVisionModel`` on a CUDA
-GPU when unsloth is installed, else transformers + peft; both give the same :class:`Backbone`.
+Under ``accelerate launch`` the training forwards are wrapped by the engine
+(:mod:`evolmm_lib.distributed`); FSDP shards the trained weights. Backend ``auto`` uses Unsloth's
+``FastVisionModel`` on a CUDA GPU when unsloth is installed, else transformers + peft; both give the
+same :class:`Backbone`.
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ class Backbone:
     config: EvoLMMConfig
     role_models: dict[str, torch.nn.Module] = field(default_factory=dict)  # full update only
     reference_model: torch.nn.Module | None = None  # full update only
+    forwards: dict[str, torch.nn.Module] = field(default_factory=dict)  # engine-wrapped training forward per role
+    sharded_roots: dict = field(default_factory=dict)  # FSDP2 modules whose top level role() gathers, by role
 
     @property
     def tokenizer(self):
@@ -158,6 +162,8 @@ class Backbone:
         """Yield the module that plays ``name`` ("solver", "proposer"; None = frozen reference π_ref)."""
         if name is not None and name not in ROLES:
             raise ValueError(f"role must be one of {ROLES} or None, got {name!r}")
+        if name in self.sharded_roots:  # generate() and the reference pass skip the FSDP wrapper's forward hook
+            self.sharded_roots[name].unshard()
         if not self.is_lora:
             yield self.reference_model if name is None else self.role_models[name]
             return
@@ -173,6 +179,14 @@ class Backbone:
             yield self.model
         finally:
             self.model.set_adapter(previous)
+
+    def training_forward(self, role: str) -> torch.nn.Module:
+        """The module whose call gives π_ref's and ``role``'s log-probs and KL (engine-wrapped once prepared)."""
+        if role not in self.forwards:
+            from .distributed import PolicyForward
+
+            self.forwards[role] = PolicyForward(self, self.model if self.is_lora else self.role_models[role])
+        return self.forwards[role]
 
     def trainable_parameters(self, role: str) -> list[torch.nn.Parameter]:
         """Parameters the ``role``'s optimiser updates (its LoRA weights, or its model copy's LM)."""
@@ -191,14 +205,17 @@ class Backbone:
             out[r] = sum(p.numel() for p in self.trainable_parameters(r))
         return out
 
-    def save_adapters(self, path: str | os.PathLike) -> None:
-        """Write ``path/solver`` and ``path/proposer`` (PEFT adapter folders, or full LM weights)."""
+    def save_adapters(self, path: str | os.PathLike, weights: dict | None = None) -> None:
+        """Write ``path/solver`` and ``path/proposer`` (PEFT adapter folders, or full LM weights).
+
+        ``weights`` (FSDP): whole tensors gathered from the shards, by parameter name (LoRA) or by role (full).
+        """
         path = Path(path)
         if self.is_lora:
-            self.model.save_pretrained(path, selected_adapters=list(ROLES))
+            self.model.save_pretrained(path, selected_adapters=list(ROLES), state_dict=weights)
             return
         for r in ROLES:
-            self.role_models[r].save_pretrained(path / r)
+            self.role_models[r].save_pretrained(path / r, state_dict=None if weights is None else weights[r])
 
 
 def _load_transformers(model_id: str, config: EvoLMMConfig):

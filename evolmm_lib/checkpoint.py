@@ -58,8 +58,12 @@ def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(output_dir: str | os.PathLike, step: int, backbone, state: dict, keep: int) -> Path:
-    """Write ``checkpoint-<step>`` atomically, then delete all but the newest ``keep``."""
+def save_checkpoint(output_dir: str | os.PathLike, step: int, backbone, state: dict, keep: int,
+                    weights: dict | None = None) -> Path:
+    """Write ``checkpoint-<step>`` atomically, then delete all but the newest ``keep``.
+
+    ``weights``: the roles' whole weights when the backbone's own are sharded (see ``Backbone.save_adapters``).
+    """
     root = Path(output_dir)
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"checkpoint-{step}"
@@ -67,7 +71,7 @@ def save_checkpoint(output_dir: str | os.PathLike, step: int, backbone, state: d
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        backbone.save_adapters(tmp)
+        backbone.save_adapters(tmp, weights)
         torch.save(state, tmp / STATE_FILE)
         if final.exists():  # re-saving the same step: move the old one aside first
             old = root / f".old-checkpoint-{step}"

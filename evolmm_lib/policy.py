@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import torch
 
 from .config import EvoLMMConfig
-from .logprobs import (completion_logprobs_and_kl, official_nll_and_kl, reference_outputs, retokenized_batch,
-                       teacher_forced_batch)
+from .distributed import Distributed
+from .logprobs import official_nll_and_kl, retokenized_batch, teacher_forced_batch
 from .rollout import Generation
 
 GROUP_STD_EPS = 1e-4  # as TRL's GRPO
@@ -68,67 +68,6 @@ def group_advantages(rewards: list[float]) -> list[float]:
         return [0.0] * len(rewards)
     t = torch.tensor(rewards, dtype=torch.float64)
     return ((t - t.mean()) / (t.std() + GROUP_STD_EPS)).tolist()
-
-
-class Distributed:
-    """Process group helpers; single process when WORLD_SIZE is unset or 1 (a no-op then)."""
-
-    def __init__(self) -> None:
-        import os
-
-        self.world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        if self.world_size > 1 and not torch.distributed.is_initialized():
-            from accelerate import PartialState
-
-            PartialState()  # initialises the process group (gloo on CPU, nccl on CUDA)
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def device(self) -> torch.device:
-        """Where collective tensors live: the rank's GPU under NCCL, else the CPU (gloo)."""
-        if self.enabled and torch.distributed.get_backend() == "nccl":
-            return torch.device("cuda", torch.cuda.current_device())
-        return torch.device("cpu")
-
-    def gather(self, values: list[float]) -> list[float]:
-        """Every rank's ``values``, concatenated in rank order (same length on every rank)."""
-        if not self.enabled:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64, device=self.device)
-        out = [torch.zeros_like(t) for _ in range(self.world_size)]
-        torch.distributed.all_gather(out, t)
-        return torch.cat(out).tolist()
-
-    def gather_objects(self, obj) -> list:
-        if not self.enabled:
-            return [obj]
-        out = [None] * self.world_size
-        torch.distributed.all_gather_object(out, obj)
-        return out
-
-    def average_gradients(self, params: list[torch.nn.Parameter]) -> None:
-        if not self.enabled:
-            return
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
-            p.grad /= self.world_size
-
-    def any(self, flag: bool) -> bool:
-        if not self.enabled:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
-        return bool(t.item() > 0)
-
-    def barrier(self) -> None:
-        if self.enabled:
-            torch.distributed.barrier()
 
 
 @dataclass
@@ -204,22 +143,22 @@ class RoleUpdater:
 
     def _step(self, gen: Generation, rows: list[int], rewards: list[float],
               group_adv: list[float] | None = None) -> UpdateResult:
-        """One forward/backward over ``rows`` and one AdamW step (all ranks' rows, gradients averaged)."""
+        """One forward/backward over ``rows`` and one AdamW step (all ranks' rows; the engine averages gradients)."""
         if self.official:
             batch = retokenized_batch(self.backbone, gen, rows[0])  # sequential: one row
             if batch.completion_ids.shape[1] == 0:  # empty completion: the official mean CE is NaN
                 return UpdateResult(skipped=1)
         else:
             batch = teacher_forced_batch(gen, rows)
-            reference = reference_outputs(self.backbone, batch)
         with self.backbone.role(self.role) as model:
             was = model.training
             model.train()  # LoRA dropout, as the official update
             try:
-                if self.official:
+                if self.official:  # one process (sequential); π_ref = the active Solver adapter
                     nll, kl_row = official_nll_and_kl(self.backbone, model, batch, OFFICIAL_REFERENCE_ROLE)
-                else:
-                    logp, kl = completion_logprobs_and_kl(model, batch, reference, self.config.kl_chunk_size)
+                    logp = kl = None
+                else:  # π_ref and π_role in one call of the (engine-wrapped) training forward
+                    logp, kl = self.backbone.training_forward(self.role)(batch, self.role, self.config.kl_chunk_size)
                     n_tok = batch.completion_mask.sum(1).clamp(min=1.0)
                     nll = -logp.sum(1) / n_tok  # [rows]
                     kl_row = kl.sum(1) / n_tok  # [rows]
@@ -242,19 +181,20 @@ class RoleUpdater:
                 bad = self.dist.any(not torch.isfinite(loss).item() or not finite)
                 if bad:  # a NaN/inf loss: no step, β and b unchanged; the trainer logs it
                     result.skipped = 1
+                    if self.dist.enabled:  # DDP expects the forward's backward: a zero one, then discarded
+                        self.dist.backward((logp.nan_to_num().sum() + kl.nan_to_num().sum()) * 0.0)
                     self.optimizer.zero_grad(set_to_none=True)
                     return result
                 if not self.steps_optimizer:
                     self.baseline, self.beta = b_end, beta_end
                     return result
-                loss.backward()
+                self.dist.backward(loss)  # DDP all-reduces / FSDP reduce-scatters the gradients here
             finally:
                 model.train(was)
-        self.dist.average_gradients(self.params)
         if self.official:
             result.grad_norm = clip_per_device(self.params, self.config.grad_clip)
         else:
-            result.grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.config.grad_clip))
+            result.grad_norm = self.dist.clip_grad_norm_(self.params, self.config.grad_clip)
         if not math.isfinite(result.grad_norm):
             result.skipped = 1
             self.optimizer.zero_grad(set_to_none=True)

@@ -3,7 +3,7 @@
 One step: next image → Proposer question → N Solver answers → rewards → Solver update, and every
 k-th step a Proposer update. Each step appends one JSON line to ``output_dir/log.jsonl``; every
 ``save_every`` steps (and at the end of :meth:`EvoLMMTrainer.train`) a checkpoint is written.
-Under ``accelerate launch`` each process takes a different image and gradients are averaged.
+Under ``accelerate launch`` each process takes a different image; the engine (DDP, FSDP) averages gradients.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import torch
 from . import checkpoint as ckpt
 from .config import EvoLMMConfig
 from .images import ImagePool, load_image
-from .policy import Distributed, RoleUpdater
+from .distributed import Distributed
+from .policy import RoleUpdater
 from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
                       solver_rewards)
 from .rollout import Generation, SolverSamples, effective_generation_settings, propose_questions, sample_answers
@@ -30,16 +31,17 @@ class EvoLMMTrainer:
     """Self-evolution of one backbone's Solver and Proposer adapters."""
 
     def __init__(self, backbone, config: EvoLMMConfig, pool: ImagePool | None = None,
-                 output_dir: str | Path | None = None) -> None:
+                 output_dir: str | Path | None = None, dist: Distributed | None = None) -> None:
         self.backbone, self.config = backbone, config
         scan = "official" if config.recipe == "official" else "recursive"
         self.pool = pool if pool is not None else ImagePool(config.data_dir, config.seed, scan=scan)
         self.output_dir = Path(output_dir or config.output_dir)
-        self.dist = Distributed()
+        self.dist = dist or Distributed()
         if self.dist.enabled:  # same adapters everywhere (seeded at load), different sampling per rank
             torch.manual_seed(config.seed + self.dist.rank)
         self.solver = RoleUpdater(backbone, "solver", config, self.dist)
         self.proposer = RoleUpdater(backbone, "proposer", config, self.dist)
+        self._prepare_engine()
         self.global_step = 0
         self.last_saved_step = -1
         self.proposer_queue: dict | None = None  # questions drawn ahead (batched mode), see _next_question
@@ -48,6 +50,18 @@ class EvoLMMTrainer:
         if self.is_main:
             log.info("recipe %s, sampling both roles with %s", config.recipe,
                      ", ".join(f"{k}={v}" for k, v in self.generation_settings.items()))
+
+    def _prepare_engine(self) -> None:
+        """Hand the training forward(s) and both optimisers to the engine (several processes only)."""
+        if not self.dist.enabled:
+            return
+        updaters = {"solver": self.solver, "proposer": self.proposer}
+        prepared = self.dist.prepare(self.backbone, {r: u.optimizer for r, u in updaters.items()})
+        for role, u in updaters.items():  # FSDP replaces the parameters by their shards
+            u.optimizer, u.params = prepared[role], self.backbone.trainable_parameters(role)
+
+    def _optimizers(self) -> dict:
+        return {"solver": self.solver.optimizer, "proposer": self.proposer.optimizer}
 
     @property
     def is_main(self) -> bool:
@@ -184,9 +198,18 @@ class EvoLMMTrainer:
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (rank 0; all ranks wait for it)."""
         path = None
+        # each rank samples with its own generators and queues its own questions: keep every rank's
+        ranks = self.dist.gather_objects({"rng": ckpt.rng_state(), "proposer_queue": self.proposer_queue})
+        weights = self.dist.full_weights(self.backbone)  # FSDP: whole tensors from the shards, else None
+        optimizers = self.dist.full_optimizer_states(self.backbone, self._optimizers())
         if self.is_main:
-            path = ckpt.save_checkpoint(self.output_dir, self.global_step, self.backbone, self.state_dict(),
-                                        self.config.max_checkpoints)
+            state = self.state_dict()
+            if self.dist.enabled:
+                state["ranks"] = ranks
+            for role, opt_state in (optimizers or {}).items():
+                state[role]["optimizer"] = opt_state
+            path = ckpt.save_checkpoint(self.output_dir, self.global_step, self.backbone, state,
+                                        self.config.max_checkpoints, weights)
         self.dist.barrier()
         self.last_saved_step = self.global_step
         return path
@@ -197,16 +220,27 @@ class EvoLMMTrainer:
         if checkpoint is None:
             return False
         state = ckpt.load_state(checkpoint)
-        ckpt.restore_weights(self.backbone, checkpoint)
-        self.solver.load_state_dict(state["solver"])
-        self.proposer.load_state_dict(state["proposer"])
+        if self.dist.sharded:  # each rank keeps its shard of the whole weights and AdamW states
+            self.dist.load_sharded(self.backbone, checkpoint, self._optimizers(),
+                                   {r: state[r]["optimizer"] for r in ("solver", "proposer")})
+            for u in (self.solver, self.proposer):
+                u.beta, u.baseline = float(state[u.role]["beta"]), float(state[u.role]["baseline"])
+        else:
+            ckpt.restore_weights(self.backbone, checkpoint)
+            self.solver.load_state_dict(state["solver"])
+            self.proposer.load_state_dict(state["proposer"])
         self.pool.position = state["pool"]["position"]
         self.pool.skipped = dict(state["pool"]["skipped"])
         self.proposer_queue = state.get("proposer_queue")
         self.global_step = self.last_saved_step = state["step"]
         ckpt.set_rng_state(state["rng"])
-        if self.dist.enabled:
+        if self.dist.enabled and len(state.get("ranks", ())) == self.dist.world_size:  # same ranks: continue each
+            mine = state["ranks"][self.dist.rank]
+            ckpt.set_rng_state(mine["rng"])
+            self.proposer_queue = mine["proposer_queue"]
+        elif self.dist.enabled:  # another number of processes: fresh per-rank streams, no queued questions
             torch.manual_seed(self.config.seed + 1000 * self.global_step + self.dist.rank)
+            self.proposer_queue = None
         _truncate_log(self.output_dir / "log.jsonl", self.global_step)
         log.info("resumed from %s (step %d)", checkpoint, self.global_step)
         return True
