@@ -97,6 +97,13 @@ def build_config(name: str, token_ids: dict[str, int]):
     )
 
 
+def hold_full_budget(generation_config) -> None:
+    """Make every completion ``max_new_tokens`` long (no early end of turn): timings become an upper bound."""
+    generation_config.min_new_tokens = FULL_BUDGET
+    # transformers warns on every generate that min_new_tokens exceeds the budget: that is the intent here
+    warnings.filterwarnings("ignore", message="Unfeasible length constraints", category=UserWarning)
+
+
 def load_random(name: str, dtype, device_map=None, max_image_pixels: int | None = None, seed: int = 0):
     """(model, processor) for ``random:<preset>[@L]``: real shapes, random weights, built on the target device."""
     import torch
@@ -115,12 +122,11 @@ def load_random(name: str, dtype, device_map=None, max_image_pixels: int | None 
     with torch.device(device):
         model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
     model.eval()
-    # transformers warns on every generate that min_new_tokens exceeds the budget: that is the intent here
-    warnings.filterwarnings("ignore", message="Unfeasible length constraints", category=UserWarning)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
-        pad_token_id=ids["<|endoftext|>"], do_sample=True, temperature=1.0, top_p=1.0, min_new_tokens=FULL_BUDGET,
+        pad_token_id=ids["<|endoftext|>"], do_sample=True, temperature=1.0, top_p=1.0,
     )
+    hold_full_budget(model.generation_config)
     n = sum(p.numel() for p in model.parameters())
     log.info("%s: real shapes, random weights, %.2fB parameters (%s, %s); tokenizer: the tiny model's", name,
              n / 1e9, str(dtype).replace("torch.", ""), device)
