@@ -36,6 +36,8 @@ sys.path.insert(0, str(REPO))
 RESULT = "BENCH_RESULT "
 PROFILED = {  # label -> (module, qualified name) of the callables the profile times (inclusive)
     "generate (whole call)": ("transformers.generation.utils", "GenerationMixin.generate"),
+    "  model forwards inside generate": ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl",
+                                         "Qwen2_5_VLForConditionalGeneration.forward"),
     "processor passes": ("transformers.models.qwen2_5_vl.processing_qwen2_5_vl", "Qwen2_5_VLProcessor.__call__"),
     "vision tower (all calls)": ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl",
                                  "Qwen2_5_VisionTransformerPretrainedModel.forward"),
@@ -105,16 +107,18 @@ def run_kit(args) -> dict:
         seconds.append(time.perf_counter() - t0)
     out = summary(seconds, args.n, tokens, device)
     if timers is not None:
-        out["profile"] = {k: v / args.steps for k, v in timers.items()}
+        out["profile"] = {k: v / args.steps for k, v in timers[0].items()}
+        out["profile_calls"] = {k: v / args.steps for k, v in timers[1].items()}
     return out
 
 
-def install_timers() -> dict[str, float]:
-    """Wrap the callables of :data:`PROFILED` with inclusive wall-clock timers (outermost call only)."""
+def install_timers() -> tuple[dict[str, float], dict[str, int]]:
+    """Wrap the callables of :data:`PROFILED` with inclusive wall-clock timers and call counts (outermost call only)."""
     import functools
     import importlib
 
     totals = {k: 0.0 for k in PROFILED}
+    calls = {k: 0 for k in PROFILED}
     for label, (module, qualname) in PROFILED.items():
         owner = importlib.import_module(module)
         *path, attr = qualname.split(".")
@@ -126,6 +130,7 @@ def install_timers() -> dict[str, float]:
         def timed(*a, __fn=fn, __label=label, __depth=depth, **kw):
             if __depth[0]:
                 return __fn(*a, **kw)
+            calls[__label] += 1
             __depth[0] += 1
             t0 = time.perf_counter()
             try:
@@ -135,7 +140,7 @@ def install_timers() -> dict[str, float]:
                 __depth[0] -= 1
 
         setattr(owner, attr, functools.wraps(fn)(timed))
-    return totals
+    return totals, calls
 
 
 def run_official(args) -> dict:
@@ -256,7 +261,8 @@ def main() -> None:
                 print(f"profile {model} kit {mode}: {r['s_per_step']:.2f} s/step (inclusive, per step; nested "
                       "calls overlap: the vision tower runs inside generate and the forwards)")
                 for label, s in r["profile"].items():
-                    print(f"    {label:32s} {s:7.3f} s  {100 * s / r['s_per_step']:5.1f} %")
+                    print(f"    {label:34s} {s:7.3f} s  {100 * s / r['s_per_step']:5.1f} %  "
+                          f"{r['profile_calls'][label]:7.1f} calls/step")
 
 
 if __name__ == "__main__":
