@@ -98,9 +98,11 @@ def load_source(source: Source, local_root: str | os.PathLike | None = None):
     except Exception as e:  # noqa: BLE001 - offline, missing cache, bad files: one line that says what to do
         raise PoolError(f"cannot load {source.name} ({source.path}, {source.split}): {type(e).__name__}: {e}. "
                         "Offline, pass --local-root DIR holding DIR/<source> copies") from None
-    feature = (ds.features or {}).get(source.image_column)
+    if ds.features is None:  # a streamed set that does not declare its columns: images come decoded
+        return ds
+    feature = ds.features.get(source.image_column)
     if feature is None:
-        raise PoolError(f"{source.name}: no image column {source.image_column!r}")
+        raise PoolError(f"{source.name}: no image column {source.image_column!r} (columns: {', '.join(ds.features)})")
     return ds.cast_column(source.image_column, _undecoded(feature))
 
 
@@ -115,11 +117,17 @@ def _undecoded(feature):
 
 
 def decode_image(value) -> Image.Image:
-    """An undecoded ``Image`` value (``{"bytes", "path"}``, or a list of them) as a loaded RGB image."""
+    """An undecoded ``Image`` value (``{"bytes", "path"}``, a PIL image, or a list of them) as a loaded RGB image."""
     if isinstance(value, list):
         if not value:
             raise ValueError("empty image list")
         value = value[0]
+    if isinstance(value, Image.Image):
+        try:
+            value.load()
+            return value.convert("RGB")
+        except (OSError, SyntaxError, ValueError) as e:
+            raise ValueError(f"{type(e).__name__}: {e}") from None
     if not isinstance(value, dict):
         raise ValueError(f"no image ({type(value).__name__})")
     data = value.get("bytes")
