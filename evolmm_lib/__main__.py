@@ -18,6 +18,7 @@ COMMANDS = {
     "train": ("evolmm_lib.train_cli", "run EvoLMM self-evolution training"),
     "evaluate": ("evolmm_lib.evaluation.cli", "evaluate a backbone (+ solver adapter) on a benchmark"),
     "miniature": ("evolmm_lib.miniature.cli", "run the CPU miniature reproduction study"),
+    "data": ("evolmm_lib.paper_pool", "training data: 'data paper-pool' assembles the paper's raw-image pool"),
 }
 
 USER_ERROR_STATUS = 2

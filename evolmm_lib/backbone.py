@@ -59,6 +59,14 @@ def resolve_model(name: str) -> str:
         return str(ensure_warmstart())
     if name in PRESETS:
         return PRESETS[name]
+    if name.startswith("random:"):  # real shapes, random weights (random_presets.py)
+        from .random_presets import RandomPresetError, parse
+
+        try:
+            parse(name)
+        except RandomPresetError as e:
+            raise BackboneError(str(e)) from None
+        return name
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if _HUB_ID.match(name) and not name.startswith((".", "/")):
@@ -221,6 +229,11 @@ class Backbone:
 def _load_transformers(model_id: str, config: EvoLMMConfig):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    if model_id.startswith("random:"):
+        from .random_presets import load_random
+
+        return load_random(model_id, resolve_dtype(config.dtype), "auto" if cuda_available() else None,
+                           config.max_image_pixels, config.seed)
     kwargs = {"dtype": resolve_dtype(config.dtype)}
     if config.load_in_4bit:
         if not cuda_available():
@@ -255,6 +268,8 @@ def unsloth_peft_kwargs(config: EvoLMMConfig) -> dict:
 
 
 def _load_unsloth(model_id: str, config: EvoLMMConfig):
+    if model_id.startswith("random:"):
+        raise BackboneError(f"{model_id}: random presets load through backend='transformers'")
     from unsloth import FastVisionModel  # imported only here: it needs a GPU
 
     model, processor = FastVisionModel.from_pretrained(model_id, **unsloth_load_kwargs(config))
