@@ -7,7 +7,8 @@ import json
 
 from pathlib import Path
 
-from .study import ARMS, DEFAULT_RL, StudySettings, merge_results, run_study, table
+from .arms import ARMS
+from .study import DEFAULT_ARMS, DEFAULT_RL, StudySettings, merge_results, run_study, table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--merge", nargs="+", metavar="DIR",
                    help="instead of running: join the results.json of studies run on disjoint seeds")
     p.add_argument("--output-dir", default="runs/miniature", help="where results.json and the plots go")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS),
+                   help="; ".join(f"{a.name}: {a.help}" for a in ARMS.values()))
     p.add_argument("--variant", default="direct", choices=("direct", "reasoning"))
     p.add_argument("--steps", type=int, default=StudySettings.steps, help="self-evolution steps per run")
     p.add_argument("--eval-every", type=int, default=StudySettings.eval_every)
