@@ -103,12 +103,106 @@ def test_own_question_accuracy_scores_the_proposers_questions_with_the_exact_ans
     assert sum(acc["true_answer_rates"].values()) == pytest.approx(1.0)
 
 
+def test_pool_keeps_the_generators_question_for_each_scene():
+    world = W.make_world(0, n_warmstart=0, n_validation=20, n_test=100, n_pool=300)
+    assert len(world.pool_questions) == len(world.pool) == 300
+    answers = [W.count(scene, *W.parse_world_question(q)) for scene, q in zip(world.pool, world.pool_questions)]
+    rates = Counter(answers)
+    assert set(rates) == set(range(7)) and max(rates.values()) / 300 <= 0.22  # balanced like the test
+    # the same scenes as a generator that throws the question away
+    r, held_out = random.Random("0-pool"), {W.pixel_sha256(it.image) for it in world.test + world.validation}
+    scenes = []
+    while len(scenes) < 300:
+        it = W.sample_item(r)
+        if W.pixel_sha256(it.image) not in held_out:
+            scenes.append(it.objects)
+    assert scenes == world.pool
+
+
 def test_pixel_hash_equals_the_image_module_hash(tmp_path):
     from evolmm_lib.images import image_sha256
 
     it = W.sample_item(random.Random(1))
     it.image.save(tmp_path / "a.png")
     assert W.pixel_sha256(it.image) == image_sha256(tmp_path / "a.png")
+
+
+# --- diagnostics and arms ----------------------------------------------------------------
+
+def test_net_push_and_shares_say_which_answer_an_update_raises():
+    from evolmm_lib.miniature.diagnostics import net_push, push_shares, run_diagnostics
+
+    assert net_push(["3", "3", "2"], [0.2, 0.2, -0.5], "3") == pytest.approx(0.4)
+    assert net_push(["3", "3", "2"], [0.2, 0.2, -0.5], "2") == pytest.approx(-0.5)
+    assert net_push(["3"], [1.0], "7") == 0.0
+    world = W.make_world(0, n_warmstart=0, n_validation=0, n_test=0, n_pool=3)
+    q = W.question_text(None, None)
+    truth = [str(W.count(world.pool[i], None, None)) for i in range(3)]
+    wrong = "9"
+
+    def rec(step, i, answers, adv):
+        maj = Counter(answers).most_common(1)[0][0]
+        return {"step": step, "image": f"p/pool_{i:05d}.png", "question": q, "solver_answers_normalized": answers,
+                "solver_advantages": adv, "majority_answer": maj, "majority_fraction": answers.count(maj) / len(answers)}
+
+    # step 1: the image's own (true) majority pushed down by an ema baseline above every reward;
+    # steps 2-4: the run's global answer "9" raised on images where it is the majority; step 5: raised
+    # on an image whose majority is the truth (drift)
+    logs = [rec(1, 0, [truth[0]] * 3 + [wrong] * 2, [-0.1] * 5),
+            *[rec(s, 1, [wrong] * 5, [0.3] * 5) for s in (2, 3, 4)],
+            rec(5, 2, [truth[2]] * 3 + [wrong] * 2, [0.1] * 3 + [0.2] * 2)]
+    diag = run_diagnostics(logs, world)
+    assert diag["global_answer"] == wrong
+    sh = diag["shares"]["all"]
+    assert sh["toward_own_majority"] == pytest.approx(4 / 5)
+    assert sh["toward_global_elsewhere"] == pytest.approx(1 / 2) and sh["global_elsewhere_n"] == 2
+    assert sh["majority_is_true"] == pytest.approx(2 / 5)
+    assert diag["series"][0]["own_sampled_correct"] == pytest.approx(0.6)
+    assert diag["answers"]["late"]["sampled"] == {truth[2]: 0.6, wrong: 0.4}
+
+
+def test_arm_registry_drives_the_cli_and_the_trainer_config():
+    import argparse
+
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.miniature import cli
+    from evolmm_lib.miniature.arms import ARMS, arm_config
+    from evolmm_lib.miniature.study import DEFAULT_RL
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    assert cli.settings_from_args(p.parse_args(["--arms", "oracle", "none"])).arms == ["oracle", "none"]
+    with pytest.raises(SystemExit):
+        p.parse_args(["--arms", "nonsense"])
+    for arm in ARMS.values():
+        EvoLMMConfig(**arm_config(arm, DEFAULT_RL, steps=200)).validate()
+    assert arm_config(ARMS["oracle"], DEFAULT_RL, steps=200)["proposer_update_freq"] > 200
+    assert arm_config(ARMS["discrete"], DEFAULT_RL, steps=200)["reward"] == "discrete"
+
+
+def test_oracle_trainer_asks_the_worlds_question_and_never_updates_the_proposer(tmp_path):
+    import torch
+
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.images import ImagePool
+    from evolmm_lib.miniature.arms import ARMS, arm_config, make_trainer
+    from evolmm_lib.miniature.study import DEFAULT_RL
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe, ensure_warmstart
+
+    world = W.make_world(0, n_warmstart=0, n_validation=0, n_test=0, n_pool=4)
+    pool = world.write_pool(tmp_path / "pool")
+    rl = {**DEFAULT_RL, "max_new_tokens_solver": 6}
+    cfg = EvoLMMConfig(model=str(ensure_warmstart(WarmStartRecipe())), data_dir=str(pool), output_dir=str(tmp_path),
+                       total_steps=3, **arm_config(ARMS["oracle"], rl, steps=3))
+    bb = load_backbone(config=cfg)
+    before = [p.detach().clone() for p in bb.trainable_parameters("proposer")]
+    trainer = make_trainer(ARMS["oracle"], bb, cfg, ImagePool(str(pool), 0), tmp_path, world)
+    recs = [trainer.step() for _ in range(3)]
+    for rec in recs:
+        assert rec["question"] == world.pool_questions[W.pool_index(rec["image"])]
+        assert rec["proposer_updated"] is False and len(rec["solver_advantages"]) == 5
+    assert all(torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("proposer")))
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -224,7 +318,7 @@ def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
     out = tmp_path / "mini"
     assert main(["miniature", "--seeds", "1", "--output-dir", str(out), *SMALL]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert set(res["arms"]) == {"continuous", "discrete", "none"}
+    assert set(res["arms"]) == set(study.DEFAULT_ARMS) == {"continuous", "discrete", "oracle", "none"}
     for arm in res["arms"].values():
         assert len(arm["before"]) == len(arm["after"]) == 1
         assert all(0.0 <= x <= 1.0 for x in arm["before"] + arm["after"])
@@ -232,7 +326,10 @@ def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
     assert len(res["arms"]["continuous"]["logs"][0]) == 2
     own = res["arms"]["continuous"]["dynamics"][0]["late"]["own_questions"]
     assert 0.0 <= own["world_question_rate"] <= 1.0
-    for name in ("validation_curves.png", "test_metrics.png", "entropy_early_late.png", "proposer_questions.png"):
+    assert res["arms"]["oracle"]["diagnostics"][0]["shares"]["all"]["labelled_n"] == 2  # world questions only
+    assert set(res["targets"]) >= {"oracle_minus_none_sampled", "oracle_target_met", "sampled_target_met"}
+    for name in ("validation_curves.png", "test_metrics.png", "entropy_early_late.png", "proposer_questions.png",
+                 "agreement_vs_accuracy.png", "update_push_shares.png", "answer_distribution.png"):
         assert Image.open(out / name).size[0] > 100
 
 
