@@ -205,6 +205,32 @@ def test_oracle_trainer_asks_the_worlds_question_and_never_updates_the_proposer(
     assert all(torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("proposer")))
 
 
+def _part(seeds, arms, value):
+    """A results.json of untrained arms with constant metrics (no model needed)."""
+    m = {"sampled_accuracy": value, "majority_accuracy": value, "greedy_accuracy": value, "agreement": 0.5,
+         "constant_answer_rate": 0.2}
+    rows = lambda: {"before": [0.4] * len(seeds), "after": [value] * len(seeds),  # noqa: E731
+                    "before_metrics": [m] * len(seeds), "after_metrics": [m] * len(seeds),
+                    "curves": [[{"step": 0, **m}, {"step": 2, **m}]] * len(seeds), "dynamics": [{}] * len(seeds),
+                    "diagnostics": [{}] * len(seeds), "time": [{}] * len(seeds), "logs": [[]] * len(seeds)}
+    return {"settings": {"seeds": seeds, "arms": arms}, "world": {"test_most_frequent_answer_rate": 0.166},
+            "time": {"wall_s": 1.0, "cpu_s": 1.0}, "arms": {a: rows() for a in arms}}
+
+
+def test_merge_joins_disjoint_seeds_and_disjoint_arms(tmp_path):
+    from evolmm_lib.miniature.study import markdown_table, merge_results, seed_rows
+
+    seeds = merge_results([_part([0, 1], ["none"], 0.4), _part([2], ["none"], 0.7)], tmp_path / "a")
+    assert seeds["arms"]["none"]["seeds"] == [0, 1, 2] and seeds["arms"]["none"]["after"] == [0.4, 0.4, 0.7]
+    arms = merge_results([_part([0, 1], ["none"], 0.4), _part([0, 1], ["oracle"], 0.5)], tmp_path / "b")
+    assert arms["settings"]["seeds"] == [0, 1] and set(arms["arms"]) == {"none", "oracle"}
+    assert arms["targets"]["oracle_minus_none_sampled"] == pytest.approx(0.1)
+    assert arms["targets"]["oracle_target_met"] is True
+    assert [(r["arm"], r["seed"]) for r in seed_rows(arms)] == [("none", 0), ("none", 1), ("oracle", 0), ("oracle", 1)]
+    assert "| oracle | 0.400 → 0.500 |" in markdown_table(arms)
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["arms"]["oracle"]["after"] == [0.5, 0.5]
+
+
 # --- metrics -----------------------------------------------------------------------------
 
 def _record(gold, answers, greedy):
@@ -304,6 +330,26 @@ def test_shipped_warmstart_is_the_default_recipe_and_half_knows_the_world():
     assert m["sampled_accuracy"] < 0.9  # ... but only half knows them
 
 
+def test_spread_warmstart_divides_the_logits_and_keeps_older_keys(tmp_path):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe, ensure_warmstart, warmstart_info
+
+    assert WarmStartRecipe().key() == "8ac994a7d1dd"  # the shipped default: adding a field keeps its key
+    recipe = WarmStartRecipe(logit_spread=1.5)
+    assert recipe.key() != WarmStartRecipe().key() and recipe.base() == WarmStartRecipe()
+    path = ensure_warmstart(recipe, cache_dir=tmp_path)
+    info = warmstart_info(path)
+    assert info["derived_from"] == "8ac994a7d1dd" and info["recipe"]["logit_spread"] == 1.5
+    load = lambda p: AutoModelForImageTextToText.from_pretrained(p, dtype=torch.float32)  # noqa: E731
+    base, spread = load(ensure_warmstart(WarmStartRecipe())), load(path)
+    norm = lambda m: m.model.language_model.norm.weight  # noqa: E731
+    assert torch.allclose(norm(spread) * 1.5, norm(base), rtol=1e-3)
+    other = [n for n, p in spread.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
+    assert other == ["model.language_model.norm.weight"]
+
+
 # --- study, CLI, notebook (the kit's trainer) -------------------------------------------
 
 SMALL = ["--steps", "2", "--eval-every", "2", "--n-test", "8", "--n-validation", "6"]
@@ -318,7 +364,7 @@ def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
     out = tmp_path / "mini"
     assert main(["miniature", "--seeds", "1", "--output-dir", str(out), *SMALL]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert set(res["arms"]) == set(study.DEFAULT_ARMS) == {"continuous", "discrete", "oracle", "none"}
+    assert set(res["arms"]) == set(study.DEFAULT_ARMS) == {"continuous", "oracle", "none"}
     for arm in res["arms"].values():
         assert len(arm["before"]) == len(arm["after"]) == 1
         assert all(0.0 <= x <= 1.0 for x in arm["before"] + arm["after"])

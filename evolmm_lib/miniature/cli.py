@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per arm (first-seed, first-seed + 1, ...)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--merge", nargs="+", metavar="DIR",
-                   help="instead of running: join the results.json of studies run on disjoint seeds")
+                   help="instead of running: join the results.json of studies run on disjoint seeds or arms")
     p.add_argument("--output-dir", default="runs/miniature", help="where results.json and the plots go")
     p.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS),
                    help="; ".join(f"{a.name}: {a.help}" for a in ARMS.values()))

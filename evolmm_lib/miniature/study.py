@@ -27,7 +27,8 @@ from .metrics import evaluate, without_items
 from .warmstart import WarmStartRecipe, ensure_warmstart, warmstart_info
 from .world import World, check_pool_disjoint, make_world, parse_world_question, pool_answer
 
-DEFAULT_ARMS = ("continuous", "discrete", "oracle", "none")
+DEFAULT_ARMS = ("continuous", "oracle", "none")
+"""The default study (under 20 CPU-minutes for 3 seeds on 2 cores); `discrete` runs with `--arms`."""
 
 DEFAULT_RL = {
     "update": "full", "lr": 1e-5, "kl_coef": 0.05, "kl_max": 1.0, "kl_target": 0.02,
@@ -182,8 +183,8 @@ def run_study(settings: StudySettings, output_dir: str | Path) -> dict:
         before[seed] = without_items(_eval(warm, world.test, settings, seed=seed))
         before_val[seed] = without_items(_eval(warm, world.validation, settings, seed=1000 + seed))
     for arm in settings.arms:
-        rows = {"before": [], "after": [], "before_metrics": [], "after_metrics": [], "curves": [],
-                "dynamics": [], "diagnostics": [], "time": [], "logs": []}
+        rows = {"seeds": list(settings.seeds), "before": [], "after": [], "before_metrics": [], "after_metrics": [],
+                "curves": [], "dynamics": [], "diagnostics": [], "time": [], "logs": []}
         for seed in settings.seeds:
             if not ARMS[arm].trained:
                 after = without_items(_eval(warm, world.test, settings, seed=2000 + seed))
@@ -217,14 +218,20 @@ def run_study(settings: StudySettings, output_dir: str | Path) -> dict:
 
 
 def merge_results(parts: list[dict], output_dir: str | Path) -> dict:
-    """Join studies run on disjoint seeds (e.g. in parallel processes) into one ``results.json`` + plots."""
+    """Join studies of the same settings run on disjoint seeds or disjoint arms (e.g. in parallel
+    processes) into one ``results.json`` + plots; each arm keeps the seeds it was run on."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     merged = json.loads(json.dumps(parts[0]))
-    merged["settings"]["seeds"] = [s for p in parts for s in p["settings"]["seeds"]]
-    for arm in merged["arms"]:
-        for key in merged["arms"][arm]:
-            merged["arms"][arm][key] = [x for p in parts for x in p["arms"][arm].get(key, [])]
+    merged["arms"] = {}
+    for p in parts:
+        for arm, rows in p["arms"].items():
+            rows = {"seeds": list(p["settings"]["seeds"]), **rows}
+            into = merged["arms"].setdefault(arm, {k: [] for k in rows})
+            for key in set(into) | set(rows):
+                into.setdefault(key, []).extend(rows.get(key, []))
+    merged["settings"]["seeds"] = sorted({s for r in merged["arms"].values() for s in r["seeds"]})
+    merged["settings"]["arms"] = list(merged["arms"])
     merged["time"] = {k: round(sum(p["time"][k] for p in parts), 1) for k in ("wall_s", "cpu_s")}
     merged["time"]["note"] = f"summed over {len(parts)} processes"
     merged["targets"] = targets(merged)
@@ -235,26 +242,37 @@ def merge_results(parts: list[dict], output_dir: str | Path) -> dict:
     return merged
 
 
+def slim(results: dict) -> dict:
+    """``results`` without the per-step scalar logs (the shipped copy: table, curves, diagnostics)."""
+    out = json.loads(json.dumps(results))
+    for r in out["arms"].values():
+        r.pop("logs", None)
+    out.pop("plots", None)
+    return out
+
+
 def _mean(xs) -> float:
     xs = list(xs)
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def _seeds(results: dict, arm: str) -> list[int]:
+    return results["arms"][arm].get("seeds", results["settings"]["seeds"])
+
+
 def seed_rows(results: dict) -> list[dict]:
     """One row per arm × seed: held-out sampled accuracy before/after, greedy, agreement, constant-answer rate."""
-    seeds = results["settings"]["seeds"]
     return [{"arm": arm, "seed": seed, "before": b, "after": a, "greedy": m.get("greedy_accuracy"),
              "agreement": m["agreement"], "constant_rate": m["constant_answer_rate"]}
             for arm, r in results["arms"].items()
-            for seed, b, a, m in zip(seeds, r["before"], r["after"], r["after_metrics"])]
+            for seed, b, a, m in zip(_seeds(results, arm), r["before"], r["after"], r["after_metrics"])]
 
 
 def diagnostic_rows(results: dict) -> list[dict]:
     """One row per trained arm × seed × phase (early/late): the update-push shares and own-question accuracy."""
-    seeds = results["settings"]["seeds"]
     rows = []
     for arm, r in results["arms"].items():
-        for seed, diag, dyn in zip(seeds, r.get("diagnostics", []), r["dynamics"]):
+        for seed, diag, dyn in zip(_seeds(results, arm), r.get("diagnostics", []), r["dynamics"]):
             if not diag:
                 continue
             for phase in ("early", "late"):
