@@ -397,6 +397,11 @@ def test_cli_settings_take_trainer_and_warmstart_overrides():
     recipe = s.recipe()
     assert recipe.proposer_grounded is True and recipe.proposer_fraction == 0.5
     assert recipe.key() != cli.StudySettings().recipe().key()
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe
+
+    assert cli.settings_from_args(p.parse_args([])).recipe() == WarmStartRecipe(logit_spread=1.5)  # the default
+    plain = cli.settings_from_args(p.parse_args(["--warmstart", "logit_spread=1"])).recipe()
+    assert plain.key() == WarmStartRecipe().key()  # the shipped SFT warm start
 
 
 def _small_init(original):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from .arms import ARMS
-from .study import DEFAULT_ARMS, DEFAULT_RL, StudySettings, merge_results, run_study, table
+from .study import DEFAULT_ARMS, DEFAULT_RL, DEFAULT_WARMSTART, StudySettings, merge_results, run_study, table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help=f"trainer config overrides on top of {json.dumps(DEFAULT_RL)}")
     p.add_argument("--warmstart", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="WarmStartRecipe overrides, e.g. proposer_grounded=true proposer_fraction=0.5")
+                   help=f"WarmStartRecipe overrides on top of {json.dumps(DEFAULT_WARMSTART)}, e.g. logit_spread=1 "
+                        "(the plain SFT warm start) proposer_grounded=true")
 
 
 def _pairs(pairs: list[str]) -> dict:
@@ -45,7 +46,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
     return StudySettings(variant=args.variant, seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
                          arms=list(args.arms), steps=args.steps, eval_every=args.eval_every, n_test=args.n_test,
                          n_validation=args.n_validation, rl={**DEFAULT_RL, **_pairs(args.set)},
-                         warmstart=_pairs(args.warmstart))
+                         warmstart={**DEFAULT_WARMSTART, **_pairs(args.warmstart)})
 
 
 def main(args: argparse.Namespace) -> int:

@@ -163,23 +163,33 @@ def plot_push_shares(results: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _numbers_or_other(shares: dict) -> dict:
+    """Answer shares with every non-numeric answer (unparsed, malformed) pooled as "other"."""
+    out: dict = {}
+    for a, v in shares.items():
+        key = a if a.isdigit() else "other"
+        out[key] = out.get(key, 0.0) + v
+    return out
+
+
 def plot_answer_distribution(results: dict, path: Path) -> Path:
     """Per trained arm: the Solver's sampled answers early vs late, and the true answers of its own
-    questions (labels, black steps), seeds pooled."""
+    questions (labels, black ticks), seeds pooled; malformed answers pooled as "other"."""
     plt = _plt()
     arms = _diagnosed(results)
     fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(4.5 * max(1, len(arms)), 3.5), squeeze=False)
     for ax, arm in zip(axes[0], arms):
-        runs = [d["answers"] for d in results["arms"][arm]["diagnostics"] if d]
+        runs = [{phase: {kind: _numbers_or_other(part) for kind, part in r[phase].items()} for phase in r}
+                for d in results["arms"][arm]["diagnostics"] if d for r in [d["answers"]]]
         keys = sorted({a for r in runs for p in ("early", "late") for part in r[p].values() for a in part},
-                      key=lambda a: (not a.isdigit(), int(a) if a.isdigit() else 0, a))
+                      key=lambda a: (not a.isdigit(), int(a) if a.isdigit() else 0))
         mean = lambda phase, kind: [sum(r[phase][kind].get(k, 0.0) for r in runs) / len(runs) for k in keys]  # noqa: E731
         x = range(len(keys))
         ax.bar([i - 0.2 for i in x], mean("early", "sampled"), 0.4, color=COLOURS.get(arm), alpha=0.45, label="early")
         ax.bar([i + 0.2 for i in x], mean("late", "sampled"), 0.4, color=COLOURS.get(arm), label="late")
         ax.scatter(list(x), mean("late", "truth"), marker="_", s=400, color="k", label="true answers (late)")
         ax.set_xticks(list(x))
-        ax.set_xticklabels([k or "∅" for k in keys], fontsize=8)
+        ax.set_xticklabels(keys, fontsize=8)
         ax.set_title(f"{arm}: Solver answers on its own questions")
         ax.legend(fontsize=8)
     return _save(fig, path)
