@@ -103,12 +103,132 @@ def test_own_question_accuracy_scores_the_proposers_questions_with_the_exact_ans
     assert sum(acc["true_answer_rates"].values()) == pytest.approx(1.0)
 
 
+def test_pool_keeps_the_generators_question_for_each_scene():
+    world = W.make_world(0, n_warmstart=0, n_validation=20, n_test=100, n_pool=300)
+    assert len(world.pool_questions) == len(world.pool) == 300
+    answers = [W.count(scene, *W.parse_world_question(q)) for scene, q in zip(world.pool, world.pool_questions)]
+    rates = Counter(answers)
+    assert set(rates) == set(range(7)) and max(rates.values()) / 300 <= 0.22  # balanced like the test
+    # the same scenes as a generator that throws the question away
+    r, held_out = random.Random("0-pool"), {W.pixel_sha256(it.image) for it in world.test + world.validation}
+    scenes = []
+    while len(scenes) < 300:
+        it = W.sample_item(r)
+        if W.pixel_sha256(it.image) not in held_out:
+            scenes.append(it.objects)
+    assert scenes == world.pool
+
+
 def test_pixel_hash_equals_the_image_module_hash(tmp_path):
     from evolmm_lib.images import image_sha256
 
     it = W.sample_item(random.Random(1))
     it.image.save(tmp_path / "a.png")
     assert W.pixel_sha256(it.image) == image_sha256(tmp_path / "a.png")
+
+
+# --- diagnostics and arms ----------------------------------------------------------------
+
+def test_net_push_and_shares_say_which_answer_an_update_raises():
+    from evolmm_lib.miniature.diagnostics import net_push, push_shares, run_diagnostics
+
+    assert net_push(["3", "3", "2"], [0.2, 0.2, -0.5], "3") == pytest.approx(0.4)
+    assert net_push(["3", "3", "2"], [0.2, 0.2, -0.5], "2") == pytest.approx(-0.5)
+    assert net_push(["3"], [1.0], "7") == 0.0
+    world = W.make_world(0, n_warmstart=0, n_validation=0, n_test=0, n_pool=3)
+    q = W.question_text(None, None)
+    truth = [str(W.count(world.pool[i], None, None)) for i in range(3)]
+    wrong = "9"
+
+    def rec(step, i, answers, adv):
+        maj = Counter(answers).most_common(1)[0][0]
+        return {"step": step, "image": f"p/pool_{i:05d}.png", "question": q, "solver_answers_normalized": answers,
+                "solver_advantages": adv, "majority_answer": maj, "majority_fraction": answers.count(maj) / len(answers)}
+
+    # step 1: the image's own (true) majority pushed down by an ema baseline above every reward;
+    # steps 2-4: the run's global answer "9" raised on images where it is the majority; step 5: raised
+    # on an image whose majority is the truth (drift)
+    logs = [rec(1, 0, [truth[0]] * 3 + [wrong] * 2, [-0.1] * 5),
+            *[rec(s, 1, [wrong] * 5, [0.3] * 5) for s in (2, 3, 4)],
+            rec(5, 2, [truth[2]] * 3 + [wrong] * 2, [0.1] * 3 + [0.2] * 2)]
+    diag = run_diagnostics(logs, world)
+    assert diag["global_answer"] == wrong
+    sh = diag["shares"]["all"]
+    assert sh["toward_own_majority"] == pytest.approx(4 / 5)
+    assert sh["toward_global_elsewhere"] == pytest.approx(1 / 2) and sh["global_elsewhere_n"] == 2
+    assert sh["majority_is_true"] == pytest.approx(2 / 5)
+    assert diag["series"][0]["own_sampled_correct"] == pytest.approx(0.6)
+    assert diag["answers"]["late"]["sampled"] == {truth[2]: 0.6, wrong: 0.4}
+
+
+def test_arm_registry_drives_the_cli_and_the_trainer_config():
+    import argparse
+
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.miniature import cli
+    from evolmm_lib.miniature.arms import ARMS, arm_config
+    from evolmm_lib.miniature.study import DEFAULT_RL
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    assert cli.settings_from_args(p.parse_args(["--arms", "oracle", "none"])).arms == ["oracle", "none"]
+    with pytest.raises(SystemExit):
+        p.parse_args(["--arms", "nonsense"])
+    for arm in ARMS.values():
+        EvoLMMConfig(**arm_config(arm, DEFAULT_RL, steps=200)).validate()
+    assert arm_config(ARMS["oracle"], DEFAULT_RL, steps=200)["proposer_update_freq"] > 200
+    assert arm_config(ARMS["discrete"], DEFAULT_RL, steps=200)["reward"] == "discrete"
+
+
+def test_oracle_trainer_asks_the_worlds_question_and_never_updates_the_proposer(tmp_path):
+    import torch
+
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.images import ImagePool
+    from evolmm_lib.miniature.arms import ARMS, arm_config, make_trainer
+    from evolmm_lib.miniature.study import DEFAULT_RL
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe, ensure_warmstart
+
+    world = W.make_world(0, n_warmstart=0, n_validation=0, n_test=0, n_pool=4)
+    pool = world.write_pool(tmp_path / "pool")
+    rl = {**DEFAULT_RL, "max_new_tokens_solver": 6}
+    cfg = EvoLMMConfig(model=str(ensure_warmstart(WarmStartRecipe())), data_dir=str(pool), output_dir=str(tmp_path),
+                       total_steps=3, **arm_config(ARMS["oracle"], rl, steps=3))
+    bb = load_backbone(config=cfg)
+    before = [p.detach().clone() for p in bb.trainable_parameters("proposer")]
+    trainer = make_trainer(ARMS["oracle"], bb, cfg, ImagePool(str(pool), 0), tmp_path, world)
+    recs = [trainer.step() for _ in range(3)]
+    for rec in recs:
+        assert rec["question"] == world.pool_questions[W.pool_index(rec["image"])]
+        assert rec["proposer_updated"] is False and len(rec["solver_advantages"]) == 5
+    assert all(torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("proposer")))
+
+
+def _part(seeds, arms, value):
+    """A results.json of untrained arms with constant metrics (no model needed)."""
+    m = {"sampled_accuracy": value, "majority_accuracy": value, "greedy_accuracy": value, "agreement": 0.5,
+         "constant_answer_rate": 0.2}
+    rows = lambda: {"before": [0.4] * len(seeds), "after": [value] * len(seeds),  # noqa: E731
+                    "before_metrics": [m] * len(seeds), "after_metrics": [m] * len(seeds),
+                    "curves": [[{"step": 0, **m}, {"step": 2, **m}]] * len(seeds), "dynamics": [{}] * len(seeds),
+                    "diagnostics": [{}] * len(seeds), "time": [{}] * len(seeds), "logs": [[]] * len(seeds)}
+    return {"settings": {"seeds": seeds, "arms": arms}, "world": {"test_most_frequent_answer_rate": 0.166},
+            "time": {"wall_s": 1.0, "cpu_s": 1.0}, "arms": {a: rows() for a in arms}}
+
+
+def test_merge_joins_disjoint_seeds_and_disjoint_arms(tmp_path):
+    from evolmm_lib.miniature.study import markdown_table, merge_results, seed_rows
+
+    seeds = merge_results([_part([0, 1], ["none"], 0.4), _part([2], ["none"], 0.7)], tmp_path / "a")
+    assert seeds["arms"]["none"]["seeds"] == [0, 1, 2] and seeds["arms"]["none"]["after"] == [0.4, 0.4, 0.7]
+    arms = merge_results([_part([0, 1], ["none"], 0.4), _part([0, 1], ["oracle"], 0.5)], tmp_path / "b")
+    assert arms["settings"]["seeds"] == [0, 1] and set(arms["arms"]) == {"none", "oracle"}
+    assert arms["targets"]["oracle_minus_none_sampled"] == pytest.approx(0.1)
+    assert arms["targets"]["oracle_target_met"] is True
+    assert [(r["arm"], r["seed"]) for r in seed_rows(arms)] == [("none", 0), ("none", 1), ("oracle", 0), ("oracle", 1)]
+    assert "| oracle | 0.400 → 0.500 |" in markdown_table(arms)
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["arms"]["oracle"]["after"] == [0.5, 0.5]
 
 
 # --- metrics -----------------------------------------------------------------------------
@@ -210,6 +330,26 @@ def test_shipped_warmstart_is_the_default_recipe_and_half_knows_the_world():
     assert m["sampled_accuracy"] < 0.9  # ... but only half knows them
 
 
+def test_spread_warmstart_divides_the_logits_and_keeps_older_keys(tmp_path):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe, ensure_warmstart, warmstart_info
+
+    assert WarmStartRecipe().key() == "8ac994a7d1dd"  # the shipped default: adding a field keeps its key
+    recipe = WarmStartRecipe(logit_spread=1.5)
+    assert recipe.key() != WarmStartRecipe().key() and recipe.base() == WarmStartRecipe()
+    path = ensure_warmstart(recipe, cache_dir=tmp_path)
+    info = warmstart_info(path)
+    assert info["derived_from"] == "8ac994a7d1dd" and info["recipe"]["logit_spread"] == 1.5
+    load = lambda p: AutoModelForImageTextToText.from_pretrained(p, dtype=torch.float32)  # noqa: E731
+    base, spread = load(ensure_warmstart(WarmStartRecipe())), load(path)
+    norm = lambda m: m.model.language_model.norm.weight  # noqa: E731
+    assert torch.allclose(norm(spread) * 1.5, norm(base), rtol=1e-3)
+    other = [n for n, p in spread.state_dict().items() if not torch.equal(p, base.state_dict()[n])]
+    assert other == ["model.language_model.norm.weight"]
+
+
 # --- study and CLI (the kit's trainer; notebook 06 is in test_notebook_06.py) ---------------------
 
 SMALL = ["--steps", "2", "--eval-every", "2", "--n-test", "8", "--n-validation", "6"]
@@ -224,7 +364,7 @@ def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
     out = tmp_path / "mini"
     assert main(["miniature", "--seeds", "1", "--output-dir", str(out), *SMALL]) == 0
     res = json.loads((out / "results.json").read_text())
-    assert set(res["arms"]) == {"continuous", "discrete", "none"}
+    assert set(res["arms"]) == set(study.DEFAULT_ARMS) == {"continuous", "oracle", "none"}
     for arm in res["arms"].values():
         assert len(arm["before"]) == len(arm["after"]) == 1
         assert all(0.0 <= x <= 1.0 for x in arm["before"] + arm["after"])
@@ -232,7 +372,10 @@ def test_cli_writes_results_and_plots(tmp_path, monkeypatch):
     assert len(res["arms"]["continuous"]["logs"][0]) == 2
     own = res["arms"]["continuous"]["dynamics"][0]["late"]["own_questions"]
     assert 0.0 <= own["world_question_rate"] <= 1.0
-    for name in ("validation_curves.png", "test_metrics.png", "entropy_early_late.png", "proposer_questions.png"):
+    assert res["arms"]["oracle"]["diagnostics"][0]["shares"]["all"]["labelled_n"] == 2  # world questions only
+    assert set(res["targets"]) >= {"oracle_minus_none_sampled", "oracle_target_met", "sampled_target_met"}
+    for name in ("validation_curves.png", "test_metrics.png", "entropy_early_late.png", "proposer_questions.png",
+                 "agreement_vs_accuracy.png", "update_push_shares.png", "answer_distribution.png"):
         assert Image.open(out / name).size[0] > 100
 
 
@@ -254,6 +397,11 @@ def test_cli_settings_take_trainer_and_warmstart_overrides():
     recipe = s.recipe()
     assert recipe.proposer_grounded is True and recipe.proposer_fraction == 0.5
     assert recipe.key() != cli.StudySettings().recipe().key()
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe
+
+    assert cli.settings_from_args(p.parse_args([])).recipe() == WarmStartRecipe(logit_spread=1.5)  # the default
+    plain = cli.settings_from_args(p.parse_args(["--warmstart", "logit_spread=1"])).recipe()
+    assert plain.key() == WarmStartRecipe().key()  # the shipped SFT warm start
 
 
 def _small_init(original):

@@ -8,16 +8,18 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from .study import ARMS, DEFAULT_RL, StudySettings, merge_results, run_study, table
+from .arms import ARMS
+from .study import DEFAULT_ARMS, DEFAULT_RL, DEFAULT_WARMSTART, StudySettings, merge_results, run_study, table
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=int, default=3, help="number of seeds per arm (first-seed, first-seed + 1, ...)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--merge", nargs="+", metavar="DIR",
-                   help="instead of running: join the results.json of studies run on disjoint seeds")
+                   help="instead of running: join the results.json of studies run on disjoint seeds or arms")
     p.add_argument("--output-dir", default="runs/miniature", help="where results.json and the plots go")
-    p.add_argument("--arms", nargs="+", default=list(ARMS), choices=ARMS)
+    p.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS),
+                   help="; ".join(f"{a.name}: {a.help}" for a in ARMS.values()))
     p.add_argument("--variant", default="direct", choices=("direct", "reasoning"))
     p.add_argument("--steps", type=int, default=StudySettings.steps, help="self-evolution steps per run")
     p.add_argument("--eval-every", type=int, default=StudySettings.eval_every)
@@ -26,7 +28,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help=f"trainer config overrides on top of {json.dumps(DEFAULT_RL)}")
     p.add_argument("--warmstart", nargs="*", default=[], metavar="KEY=VALUE",
-                   help="WarmStartRecipe overrides, e.g. proposer_grounded=true proposer_fraction=0.5")
+                   help=f"WarmStartRecipe overrides on top of {json.dumps(DEFAULT_WARMSTART)}, e.g. logit_spread=1 "
+                        "(the plain SFT warm start) proposer_grounded=true")
 
 
 def _pairs(pairs: list[str]) -> dict:
@@ -58,7 +61,7 @@ def settings_from_args(args: argparse.Namespace) -> StudySettings:
     return StudySettings(variant=args.variant, seeds=list(range(args.first_seed, args.first_seed + args.seeds)),
                          arms=list(args.arms), steps=args.steps, eval_every=args.eval_every, n_test=args.n_test,
                          n_validation=args.n_validation, rl={**DEFAULT_RL, **_pairs(args.set)},
-                         warmstart=_pairs(args.warmstart))
+                         warmstart={**DEFAULT_WARMSTART, **_pairs(args.warmstart)})
 
 
 def main(args: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COLOURS = {"continuous": "tab:blue", "discrete": "tab:orange", "none": "tab:gray"}
+COLOURS = {"continuous": "tab:blue", "discrete": "tab:orange", "oracle": "tab:green", "none": "tab:gray"}
 
 
 def _plt():
@@ -103,9 +103,107 @@ def plot_questions(results: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
+def _diagnosed(results: dict) -> list[str]:
+    return [a for a, r in results["arms"].items() if any(d for d in r.get("diagnostics", []))]
+
+
+def _rolling(xs: list, window: int) -> list[float]:
+    out = []
+    for i in range(len(xs)):
+        part = [x for x in xs[max(0, i - window + 1): i + 1] if x is not None]
+        out.append(sum(part) / len(part) if part else float("nan"))
+    return out
+
+
+def plot_agreement_vs_accuracy(results: dict, path: Path, window: int = 25) -> Path:
+    """Per trained arm, over steps (rolling mean, seeds averaged): agreement of the N samples and their
+    accuracy on the Solver's own training questions (exact labels, for the report only)."""
+    plt = _plt()
+    arms = _diagnosed(results)
+    fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(4.5 * max(1, len(arms)), 3.5), squeeze=False)
+    for ax, arm in zip(axes[0], arms):
+        runs = [d["series"] for d in results["arms"][arm]["diagnostics"] if d]
+        steps = [s["step"] for s in runs[0]]
+        for key, style, label in (("agreement", "-", "agreement"), ("own_sampled_correct", "--", "accuracy (labels)")):
+            per_run = [_rolling([s[key] for s in run], window) for run in runs]
+            mean = [sum(r[i] for r in per_run) / len(per_run) for i in range(min(map(len, per_run)))]
+            ax.plot(steps[:len(mean)], mean, style, color=COLOURS.get(arm), label=label)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"{arm}: own training questions")
+        ax.set_xlabel(f"step (rolling mean of {window})")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+PUSHES = (("toward_own_majority", "image's own majority"), ("toward_global_elsewhere", "global answer, elsewhere"),
+          ("toward_truth", "true answer (labels)"))
+
+
+def plot_push_shares(results: dict, path: Path) -> Path:
+    """Share of Solver updates that raise the image's majority answer, the run's globally most frequent
+    answer on images where it is not the majority (drift), and the true answer; early vs late, mean of seeds."""
+    plt = _plt()
+    arms = _diagnosed(results)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    bars = [(arm, phase) for arm in arms for phase in ("early", "late")]
+    width = 0.8 / max(1, len(bars))
+    for j, (arm, phase) in enumerate(bars):
+        runs = [d["shares"][phase] for d in results["arms"][arm]["diagnostics"] if d]
+        vals = []
+        for key, _ in PUSHES:
+            xs = [r[key] for r in runs if r[key] is not None]
+            vals.append(sum(xs) / len(xs) if xs else 0.0)
+        ax.bar([i + j * width for i in range(len(PUSHES))], vals, width, color=COLOURS.get(arm),
+               alpha=0.45 if phase == "early" else 1.0, label=f"{arm} {phase}")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(PUSHES))])
+    ax.set_xticklabels([label for _, label in PUSHES], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("share of Solver updates that raise it")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, path)
+
+
+def _numbers_or_other(shares: dict) -> dict:
+    """Answer shares with every non-numeric answer (unparsed, malformed) pooled as "other"."""
+    out: dict = {}
+    for a, v in shares.items():
+        key = a if a.isdigit() else "other"
+        out[key] = out.get(key, 0.0) + v
+    return out
+
+
+def plot_answer_distribution(results: dict, path: Path) -> Path:
+    """Per trained arm: the Solver's sampled answers early vs late, and the true answers of its own
+    questions (labels, black ticks), seeds pooled; malformed answers pooled as "other"."""
+    plt = _plt()
+    arms = _diagnosed(results)
+    fig, axes = plt.subplots(1, max(1, len(arms)), figsize=(4.5 * max(1, len(arms)), 3.5), squeeze=False)
+    for ax, arm in zip(axes[0], arms):
+        runs = [{phase: {kind: _numbers_or_other(part) for kind, part in r[phase].items()} for phase in r}
+                for d in results["arms"][arm]["diagnostics"] if d for r in [d["answers"]]]
+        keys = sorted({a for r in runs for p in ("early", "late") for part in r[p].values() for a in part},
+                      key=lambda a: (not a.isdigit(), int(a) if a.isdigit() else 0))
+        mean = lambda phase, kind: [sum(r[phase][kind].get(k, 0.0) for r in runs) / len(runs) for k in keys]  # noqa: E731
+        x = range(len(keys))
+        ax.bar([i - 0.2 for i in x], mean("early", "sampled"), 0.4, color=COLOURS.get(arm), alpha=0.45, label="early")
+        ax.bar([i + 0.2 for i in x], mean("late", "sampled"), 0.4, color=COLOURS.get(arm), label="late")
+        ax.scatter(list(x), mean("late", "truth"), marker="_", s=400, color="k", label="true answers (late)")
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(keys, fontsize=8)
+        ax.set_title(f"{arm}: Solver answers on its own questions")
+        ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def plot_all(results: dict, output_dir: str | Path) -> list[Path]:
     out = Path(output_dir)
-    return [plot_curves(results, out / "validation_curves.png"),
-            plot_test_bars(results, out / "test_metrics.png"),
-            plot_entropy(results, out / "entropy_early_late.png"),
-            plot_questions(results, out / "proposer_questions.png")]
+    paths = [plot_curves(results, out / "validation_curves.png"),
+             plot_curves(results, out / "validation_agreement.png", metric="agreement"),
+             plot_test_bars(results, out / "test_metrics.png"),
+             plot_entropy(results, out / "entropy_early_late.png"),
+             plot_questions(results, out / "proposer_questions.png")]
+    if _diagnosed(results):
+        paths += [plot_agreement_vs_accuracy(results, out / "agreement_vs_accuracy.png"),
+                  plot_push_shares(results, out / "update_push_shares.png"),
+                  plot_answer_distribution(results, out / "answer_distribution.png")]
+    return paths

@@ -62,6 +62,13 @@ class WarmStartRecipe:
     proposer_grounded: bool = False
     """Proposer targets only from items whose answer is ≥ 1 (questions about objects in the image)."""
     seed: int = 0
+    logit_spread: float = 1.0
+    """s: after the SFT, the final norm's weight is divided by s, so sampling at T gives what the SFT model
+    gives at T·s: same greedy answer (mode), wider samples. s > 1 makes majority-of-N beat one sample."""
+
+    def base(self) -> "WarmStartRecipe":
+        """The SFT recipe this one is derived from (itself when ``logit_spread`` is 1)."""
+        return dataclasses.replace(self, logit_spread=1.0)
 
     def key(self) -> str:
         fields = dataclasses.asdict(self)
@@ -72,7 +79,7 @@ class WarmStartRecipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-_ADDED_FIELDS = {"proposer_grounded": False}
+_ADDED_FIELDS = {"proposer_grounded": False, "logit_spread": 1.0}
 """Recipe fields added after RECIPE_VERSION 3, with the default that leaves a key unchanged."""
 
 
@@ -190,13 +197,30 @@ SHIPPED_DIR = Path(__file__).resolve().parents[2] / "data" / "miniature"
 
 def ensure_warmstart(recipe: WarmStartRecipe = WarmStartRecipe(), cache_dir: str | Path | None = None,
                      shipped_dir: str | Path | None = SHIPPED_DIR) -> Path:
-    """Path of the warm-started backbone for ``recipe``: the shipped copy, else the cache (trained on first use)."""
+    """Path of the warm-started backbone for ``recipe``: the shipped copy, else the cache (trained on first
+    use; a ``logit_spread`` recipe is derived from its base recipe's warm start)."""
     if shipped_dir is not None:
         shipped = Path(shipped_dir) / f"miniature-warm-{recipe.key()}"
         if (shipped / "evolmm_warmstart.json").is_file():
             return shipped
     path = Path(cache_dir or default_cache_dir()) / f"miniature-warm-{recipe.key()}"
+    if recipe.logit_spread != 1.0:
+        base = ensure_warmstart(recipe.base(), cache_dir, shipped_dir)
+        return build_once(path, "evolmm_warmstart.json", lambda: spread_warmstart(base, path, recipe))
     return build_once(path, "evolmm_warmstart.json", lambda: train_warmstart(path, recipe))
+
+
+def spread_warmstart(base_path: str | Path, output_dir: str | Path, recipe: WarmStartRecipe) -> dict:
+    """The base warm start with its logits divided by ``recipe.logit_spread`` (final norm weight / s)."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    model = AutoModelForImageTextToText.from_pretrained(base_path, dtype=torch.float32)
+    with torch.no_grad():
+        model.model.language_model.norm.weight.div_(recipe.logit_spread)
+    info = {**{k: v for k, v in warmstart_info(base_path).items() if k not in ("losses", "shipped_dtype")},
+            "recipe": dataclasses.asdict(recipe), "key": recipe.key(), "derived_from": recipe.base().key()}
+    save_model_folder(output_dir, model, AutoProcessor.from_pretrained(base_path), "evolmm_warmstart.json", info)
+    return info
 
 
 def warmstart_info(path: str | Path) -> dict:

@@ -2,7 +2,8 @@
 
 A 112×112 image is a 4×4 grid of 28-px cells (one merged Qwen2.5-VL image token per cell) holding
 1–6 coloured squares and circles. Questions count objects, optionally filtered by colour and/or
-shape; answers 0–6 are drawn uniformly before the scene is built, so no answer exceeds ~15%.
+shape; answers 0–6 are drawn before the scene is built (0 only under a filter), so they are near-balanced:
+the most frequent answer is 16.6% of the 500-item test.
 
 Two answer formats ("variants"): ``direct`` (``<answer>3</answer>``) and ``reasoning``, where the
 Solver first reads the matching objects in reading order (``red square, red circle``) and then
@@ -10,6 +11,8 @@ answers — a short chain where the majority over answers can beat the single mo
 
 Splits: labelled ``warmstart``, ``validation`` and ``test`` items, and an unlabelled ``pool`` of
 PNG files for self-evolution; pool images whose pixels equal a test/validation image are dropped.
+Each pool scene keeps the question its generator built it for (``pool_questions``, never its answer):
+the ``oracle`` arm of the study asks those instead of the Proposer's.
 """
 
 from __future__ import annotations
@@ -133,11 +136,6 @@ def sample_item(rng: random.Random) -> Item:
     return item
 
 
-def sample_scene(rng: random.Random) -> list[Obj]:
-    """An unlabelled scene for the pool: drawn like a labelled item's, the label thrown away."""
-    return sample_item(rng).objects
-
-
 @dataclass
 class World:
     """All splits of one seeded world. Build with :func:`make_world`."""
@@ -147,6 +145,8 @@ class World:
     validation: list[Item]
     test: list[Item]
     pool: list[list[Obj]]
+    pool_questions: list[str] = field(default_factory=list)
+    """The generator's question for each pool scene (its answer is thrown away)."""
 
     def write_pool(self, folder: str | Path) -> Path:
         """Write the unlabelled pool as PNGs (``pool_00000.png`` ...) into ``folder``."""
@@ -187,22 +187,29 @@ def make_world(seed: int = 0, n_warmstart: int = 3000, n_validation: int = 200, 
         it = sample_item(r)
         if pixel_sha256(it.image) not in held_out:
             warm.append(it)
-    r, pool = rng("pool"), []
+    r, pool, questions = rng("pool"), [], []
     while len(pool) < n_pool:
-        scene = sample_scene(r)
-        if pixel_sha256(render(scene)) not in held_out:
-            pool.append(scene)
-    return World(seed, warm, validation, test, pool)
+        it = sample_item(r)
+        if pixel_sha256(it.image) not in held_out:
+            pool.append(it.objects)
+            questions.append(it.question)
+    return World(seed, warm, validation, test, pool, questions)
+
+
+def pool_index(image_path: str | Path) -> int | None:
+    """Index of a pool image from its file name (``pool_<i>.png``, see :meth:`World.write_pool`)."""
+    m = re.search(r"pool_(\d+)\.png$", str(image_path))
+    return int(m.group(1)) if m else None
 
 
 def pool_answer(world: World, image_path: str | Path, question: str) -> int | None:
-    """Exact answer to ``question`` about the pool image ``image_path`` (``pool_<i>.png``, see
-    :meth:`World.write_pool`); None when the question is not one the world can ask."""
+    """Exact answer to ``question`` about the pool image ``image_path``; None when the question is not
+    one the world can ask."""
     f = parse_world_question(question)
-    m = re.search(r"pool_(\d+)\.png$", str(image_path))
-    if f is None or m is None:
+    i = pool_index(image_path)
+    if f is None or i is None:
         return None
-    return count(world.pool[int(m.group(1))], *f)
+    return count(world.pool[i], *f)
 
 
 def check_pool_disjoint(world: World, pool_dir: str | Path) -> dict:

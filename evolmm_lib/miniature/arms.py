@@ -1,0 +1,70 @@
+"""The study's arms: what each one changes in the kit's self-evolution, one registry entry each.
+
+* ``continuous`` — EvoLMM: learned Proposer, Solver rewarded by p(a)^γ (paper Eq. 3).
+* ``discrete``   — the same with the majority reward (paper Tab. 1 ablation).
+* ``oracle``     — no Proposer: each pool image is asked the question the world's generator built it
+  for (the test's question distribution; the answer is never used). It isolates the Solver's mechanism.
+* ``none``       — no self-evolution: the warm start itself.
+
+A new arm (e.g. the official recipe) is one :class:`Arm` entry with its config overrides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ..trainer import EvoLMMTrainer
+from ..rollout import Generation, Proposal
+from .world import World, pool_index
+
+
+@dataclass(frozen=True)
+class Arm:
+    name: str
+    trained: bool = True
+    """False: the warm start is scored as it is (no self-evolution)."""
+    questions: str = "proposer"
+    """proposer: the learned Proposer asks; world: the generator's question for each pool image."""
+    rl: dict = field(default_factory=dict)
+    """Config overrides on top of the study's ``rl`` (the reward, or a whole recipe)."""
+    help: str = ""
+
+
+ARM_LIST = (
+    Arm("continuous", rl={"reward": "continuous"}, help="EvoLMM: learned Proposer, continuous reward"),
+    Arm("discrete", rl={"reward": "discrete"}, help="learned Proposer, majority reward"),
+    Arm("oracle", questions="world", rl={"reward": "continuous"},
+        help="the world's question for each pool image (answers unused), continuous reward"),
+    Arm("none", trained=False, help="no self-evolution: the warm start"),
+)
+ARMS = {a.name: a for a in ARM_LIST}
+
+
+class WorldQuestionTrainer(EvoLMMTrainer):
+    """The kit's trainer with the Proposer replaced by the world's question for each pool image.
+
+    The Proposer is never updated (``proposer_update_freq`` is set past the run's end by :func:`arm_config`).
+    """
+
+    def __init__(self, *args, world: World, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.world = world
+
+    def _next_question(self):
+        image, path = self._next_image()
+        question = self.world.pool_questions[pool_index(path)]
+        nothing = Generation([question], [[]], {})  # the Proposer generated nothing
+        return image, path, Proposal(question, question), nothing, 0
+
+
+def arm_config(arm: Arm, rl: dict, steps: int) -> dict:
+    """The trainer overrides of ``arm``: the study's ``rl``, then the arm's own."""
+    out = {**rl, **arm.rl}
+    if arm.questions == "world":
+        out["proposer_update_freq"] = steps + 1
+    return out
+
+
+def make_trainer(arm: Arm, backbone, config, pool, run_dir, world: World) -> EvoLMMTrainer:
+    if arm.questions == "world":
+        return WorldQuestionTrainer(backbone, config, pool=pool, output_dir=str(run_dir), world=world)
+    return EvoLMMTrainer(backbone, config, pool=pool, output_dir=str(run_dir))
