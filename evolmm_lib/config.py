@@ -69,6 +69,8 @@ class EvoLMMConfig:
     """Solver generation budget. official `max_new_tokens_solver`."""
     max_new_tokens_proposer: int = 128
     """Proposer generation budget. official `max_new_tokens_proposer`."""
+    images_per_step: int = 1
+    """B: images per step; B questions in one Proposer generate, B×N answers in one Solver generate, one update (b, β chained per sample). paper/official: 1. kit."""
 
     # --- rewards --------------------------------------------------------------------------
     reward: str = "continuous"
@@ -178,7 +180,7 @@ class EvoLMMConfig:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(choices)}")
         positive_ints = ("num_solver_samples", "max_new_tokens_solver", "max_new_tokens_proposer",
                          "proposer_update_freq", "lora_r", "total_steps", "max_checkpoints",
-                         "kl_chunk_size", "len_penalty_target_words")
+                         "kl_chunk_size", "len_penalty_target_words", "images_per_step")
         for name in positive_ints:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -219,7 +221,13 @@ class EvoLMMConfig:
             if self.backend == "unsloth":
                 raise ConfigError("recipe='official' with backend='unsloth': the official script runs transformers "
                                   "+ peft; use backend='auto' or 'transformers'")
+            if self.images_per_step != 1:
+                raise ConfigError(f"images_per_step={self.images_per_step!r}: recipe='official' takes one image "
+                                  "per step; use images_per_step=1 or recipe='paper'")
             self.update_mode = "sequential"  # the official loop: one AdamW step per completion
+        if self.images_per_step > 1 and self.update_mode != "batched":
+            raise ConfigError(f"images_per_step={self.images_per_step!r}: several images per step need "
+                              "update_mode='batched' (one Solver generate and one update over all B×N answers)")
 
     # -- (de)serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -118,14 +118,21 @@ class RoleUpdater:
         self.beta, self.baseline = float(state["beta"]), float(state["baseline"])
 
     # -- update -----------------------------------------------------------------------------
-    def update(self, gen: Generation, rewards: list[float], rows: list[int] | None = None) -> UpdateResult:
-        """Update on the completions ``rows`` of ``gen`` (default all; row ``rows[i]`` has reward ``rewards[i]``)."""
+    def update(self, gen: Generation, rewards: list[float], rows: list[int] | None = None,
+               group_size: int | None = None) -> UpdateResult:
+        """Update on the completions ``rows`` of ``gen`` (default all; row ``rows[i]`` has reward ``rewards[i]``).
+
+        ``group_size``: consecutive rewards of one image (default all of them), for ``advantage="group"``.
+        """
         rows = list(range(len(gen))) if rows is None else list(rows)
         if len(rewards) != len(rows):
             raise ValueError(f"{len(rewards)} rewards for {len(rows)} completions")
-        # group advantages use this rank's N rewards (one image = one group); a group of one (the
-        # Proposer) has no spread, so it keeps the ema advantage
-        group = group_advantages(rewards) if self.config.advantage == "group" and len(rewards) > 1 else None
+        # group advantages use this rank's N rewards of each image (one image = one group); a group
+        # of one (the Proposer) has no spread, so it keeps the ema advantage
+        size = group_size or len(rewards)
+        group = None
+        if self.config.advantage == "group" and size > 1:
+            group = [a for i in range(0, len(rewards), size) for a in group_advantages(rewards[i:i + size])]
         if self.config.update_mode == "sequential":
             if self.dist.enabled:
                 raise ValueError("update_mode='sequential' runs in one process; use 'batched' with several")

@@ -2,7 +2,8 @@
 
 ``propose_questions`` asks the Proposer one question per image, all images in one ``generate``;
 ``sample_answers`` draws the Solver's N answers for one (image, question) in ONE ``generate`` call
-(the processor repeats the image's ``pixel_values`` and ``image_grid_thw`` N times).
+(the processor repeats the image's ``pixel_values`` and ``image_grid_thw`` N times);
+``sample_answer_groups`` does the same for B (image, question) pairs, B×N rows in one call.
 Every :class:`Generation` keeps the processor inputs and the generated token ids, so the policy
 update can teacher-force exactly the sampled tokens without re-tokenising text.
 
@@ -189,12 +190,26 @@ class SolverSamples:
 def sample_answers(backbone: Backbone, image: Image.Image, question: str, config: EvoLMMConfig,
                    num_samples: int | None = None) -> SolverSamples:
     """N Solver samples for (image, question) in ONE ``generate`` call."""
+    return sample_answer_groups(backbone, [image], [question], config, num_samples)[0]
+
+
+def sample_answer_groups(backbone: Backbone, images: Sequence[Image.Image], questions: Sequence[str],
+                         config: EvoLMMConfig, num_samples: int | None = None) -> list[SolverSamples]:
+    """N Solver samples for each (image_i, question_i), all B×N in ONE left-padded ``generate`` call.
+
+    Group i holds rows ``i*N … (i+1)*N − 1`` of the one :class:`Generation` every group shares.
+    """
     n = num_samples or config.num_solver_samples
-    gen = generate(backbone, "solver", [image], [build_solver_prompt(question)], num_samples=n,
+    gen = generate(backbone, "solver", images, [build_solver_prompt(q) for q in questions], num_samples=n,
                    max_new_tokens=config.max_new_tokens_solver, temperature=config.temperature,
                    top_p=config.top_p, recipe=config.recipe)
     answers = [parse_answer(t) for t in gen.texts]
-    return SolverSamples(question, gen.texts, answers, [normalize_answer(a) for a in answers], gen)
+    groups = []
+    for i, question in enumerate(questions):
+        rows = slice(i * n, (i + 1) * n)
+        groups.append(SolverSamples(question, gen.texts[rows], answers[rows],
+                                    [normalize_answer(a) for a in answers[rows]], gen))
+    return groups
 
 
 def open_images(paths: Sequence[str]) -> list[Image.Image]:

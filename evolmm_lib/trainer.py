@@ -1,7 +1,9 @@
 """The EvoLMM self-evolution loop (paper §3, Alg. 1; official ``src/train.py``), read top to bottom.
 
 One step: next image → Proposer question → N Solver answers → rewards → Solver update, and every
-k-th step a Proposer update. Each step appends one JSON line to ``output_dir/log.jsonl``; every
+k-th step a Proposer update. With ``images_per_step`` B > 1 a step takes B images, the Solver answers
+all B×N in one generate and one update covers them all. Each step appends one JSON line per image to
+``output_dir/log.jsonl`` (with ``image_index`` when B > 1); every
 ``save_every`` steps (and at the end of :meth:`EvoLMMTrainer.train`) a checkpoint is written.
 Under ``accelerate launch`` each process takes a different image; the engine (DDP, FSDP) averages gradients.
 """
@@ -22,7 +24,8 @@ from .distributed import Distributed
 from .policy import RoleUpdater
 from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
                       solver_rewards)
-from .rollout import Generation, SolverSamples, effective_generation_settings, propose_questions, sample_answers
+from .rollout import (Generation, SolverSamples, effective_generation_settings, propose_questions, sample_answer_groups,
+                      sample_answers)
 
 log = logging.getLogger("evolmm")
 
@@ -68,74 +71,92 @@ class EvoLMMTrainer:
         return self.dist.rank == 0
 
     # -- one step -----------------------------------------------------------------------------
-    def step(self) -> dict:
-        """Run one self-evolution step and return its log record."""
+    def step(self) -> dict | list[dict]:
+        """Run one self-evolution step; return its log record (B = ``images_per_step`` > 1: one per image)."""
         cfg, t = self.config, {}
         self.global_step += 1
         step = self.global_step
+        n_img = cfg.images_per_step
 
         t0 = time.perf_counter()
-        image, path, proposal, prop_gen, prop_row = self._next_question()
+        drawn = [self._next_question() for _ in range(n_img)]  # (image, path, proposal, prop_gen, prop_row)
         t["propose"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        samples = self._solve(image, proposal.question)
+        groups = self._solve([d[0] for d in drawn], [d[2].question for d in drawn])
         t["solve"] = time.perf_counter() - t0
 
-        r_cont = solver_rewards(samples.completions, cfg.solver_soft_gamma, cfg.len_penalty_weight,
-                                cfg.len_penalty_target_words)
-        r_disc = discrete_solver_rewards(samples.completions)
-        rewards = r_cont if cfg.reward == "continuous" else r_disc
-        entropy = answer_entropy(samples.completions)
-        r_prop = gaussian_band_pass(entropy, cfg.prop_entropy_mu, cfg.prop_entropy_sigma)
-        majority, count = majority_vote(samples.normalized)
+        scores = []
+        for samples in groups:  # rewards and entropy per image group
+            r_cont = solver_rewards(samples.completions, cfg.solver_soft_gamma, cfg.len_penalty_weight,
+                                    cfg.len_penalty_target_words)
+            r_disc = discrete_solver_rewards(samples.completions)
+            rewards = r_cont if cfg.reward == "continuous" else r_disc
+            entropy = answer_entropy(samples.completions)
+            r_prop = gaussian_band_pass(entropy, cfg.prop_entropy_mu, cfg.prop_entropy_sigma)
+            majority, count = majority_vote(samples.normalized)
+            scores.append((r_cont, r_disc, rewards, entropy, r_prop, majority, count))
 
-        t0 = time.perf_counter()
-        sol = self.solver.update(samples.generation, rewards)
+        t0 = time.perf_counter()  # one update over all B×N answers; b and β chain over them in order
+        sol = self.solver.update(groups[0].generation, [r for sc in scores for r in sc[2]],
+                                 group_size=cfg.num_solver_samples)
         t["update_solver"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        prop = self.proposer.update(prop_gen, [r_prop], [prop_row]) if step % cfg.proposer_update_freq == 0 else None
+        t0 = time.perf_counter()  # the Proposer's B questions all come from the same generate
+        prop_gen = drawn[0][3]
+        prop = self.proposer.update(prop_gen, [sc[4] for sc in scores], [d[4] for d in drawn],
+                                    group_size=1) if step % cfg.proposer_update_freq == 0 else None
         t["update_proposer"] = time.perf_counter() - t0
 
-        record = {
-            "step": step, "image": str(path), "question": proposal.question, "proposer_raw": proposal.raw,
-            "solver_completions": samples.completions, "solver_answers": samples.answers,
-            "solver_answers_normalized": samples.normalized, "majority_answer": majority,
-            "majority_fraction": count / len(samples.normalized), "entropy": entropy,
-            "solver_rewards_continuous": r_cont, "solver_rewards_discrete": r_disc,
-            "solver_reward_continuous": sum(r_cont) / len(r_cont), "solver_reward_discrete": sum(r_disc) / len(r_disc),
-            "solver_advantages": sol.advantages, "proposer_reward": r_prop, "proposer_updated": prop is not None,
-            "baseline_solver": self.solver.baseline, "baseline_proposer": self.proposer.baseline,
-            "beta_solver": self.solver.beta, "beta_proposer": self.proposer.beta,
-            "loss_solver": sol.loss, "pg_loss_solver": sol.pg_loss, "kl_loss_solver": sol.kl_loss,
-            "kl_solver": sol.kl, "nll_solver": sol.nll, "grad_norm_solver": sol.grad_norm,
-            "loss_proposer": prop.loss if prop else None, "kl_proposer": prop.kl if prop else None,
-            "grad_norm_proposer": prop.grad_norm if prop else None,
-            "skipped_updates": sol.skipped + (prop.skipped if prop else 0),
-            "generated_tokens": len(prop_gen.completion_ids[prop_row]) + sum(map(len, samples.generation.completion_ids)),
-            "pool_position": self.pool.position, "pool_skipped": len(self.pool.skipped),
-            **{f"seconds_{k}": v for k, v in t.items()}, "seconds_step": sum(t.values()),
-        }
-        if self.dist.enabled:
-            record["images_all_ranks"] = self.dist.gather_objects(str(path))
-        if record["skipped_updates"]:
-            log.warning("step %d: non-finite loss, %d update(s) skipped", step, record["skipped_updates"])
+        records = []
+        for i, ((image, path, proposal, _, prop_row), samples, sc) in enumerate(zip(drawn, groups, scores)):
+            r_cont, r_disc, _, entropy, r_prop, majority, count = sc
+            mine = slice(i * cfg.num_solver_samples, (i + 1) * cfg.num_solver_samples)
+            record = {
+                "step": step, "image": str(path), "question": proposal.question, "proposer_raw": proposal.raw,
+                "solver_completions": samples.completions, "solver_answers": samples.answers,
+                "solver_answers_normalized": samples.normalized, "majority_answer": majority,
+                "majority_fraction": count / len(samples.normalized), "entropy": entropy,
+                "solver_rewards_continuous": r_cont, "solver_rewards_discrete": r_disc,
+                "solver_reward_continuous": sum(r_cont) / len(r_cont),
+                "solver_reward_discrete": sum(r_disc) / len(r_disc),
+                "solver_advantages": sol.advantages[mine], "proposer_reward": r_prop,
+                "proposer_updated": prop is not None,
+                "baseline_solver": self.solver.baseline, "baseline_proposer": self.proposer.baseline,
+                "beta_solver": self.solver.beta, "beta_proposer": self.proposer.beta,
+                "loss_solver": sol.loss, "pg_loss_solver": sol.pg_loss, "kl_loss_solver": sol.kl_loss,
+                "kl_solver": sol.kl, "nll_solver": sol.nll, "grad_norm_solver": sol.grad_norm,
+                "loss_proposer": prop.loss if prop else None, "kl_proposer": prop.kl if prop else None,
+                "grad_norm_proposer": prop.grad_norm if prop else None,
+                "skipped_updates": sol.skipped + (prop.skipped if prop else 0),
+                "generated_tokens": len(prop_gen.completion_ids[prop_row])
+                + sum(len(samples.generation.completion_ids[r]) for r in range(len(samples.generation))[mine]),
+                "pool_position": self.pool.position, "pool_skipped": len(self.pool.skipped),
+                **{f"seconds_{k}": v for k, v in t.items()}, "seconds_step": sum(t.values()),
+            }
+            if n_img > 1:  # the update's and the timing fields are the step's, repeated in each image's line
+                record["image_index"] = i
+            if self.dist.enabled:
+                record["images_all_ranks"] = self.dist.gather_objects(str(path))
+            records.append(record)
+        if records[0]["skipped_updates"]:
+            log.warning("step %d: non-finite loss, %d update(s) skipped", step, records[0]["skipped_updates"])
         if self.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             with open(self.output_dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            self.tracker.log(record, step)
+                f.writelines(json.dumps(record) + "\n" for record in records)
+            for record in records:
+                self.tracker.log(record, step)
         if cfg.save_every and step % cfg.save_every == 0:
             self.save()
-        return record
+        return records[0] if n_img == 1 else records
 
     def _next_question(self):
-        """(image, path, Proposal, proposer Generation, its row) for this step.
+        """(image, path, Proposal, proposer Generation, its row) for the step's next image.
 
-        Sequential (official): one Proposer generate per step. Batched: the Proposer adapter only
-        changes every k steps, so the questions of the steps up to and including its next update are
-        drawn in ONE generate from the same adapter (same distribution, one call instead of k).
+        Sequential (official): one Proposer generate per image. Batched: the Proposer adapter only
+        changes every k steps, so the questions of the B images of each step up to and including its
+        next update are drawn in ONE generate from the same adapter (same distribution, one call instead of k).
         """
         if self.config.update_mode == "sequential":
             image, path = self._next_image()
@@ -145,7 +166,7 @@ class EvoLMMTrainer:
         if q is None or q["next"] >= len(q["paths"]):
             k = self.config.proposer_update_freq
             remaining = -(-self.global_step // k) * k - self.global_step + 1
-            taken = [self._next_image() for _ in range(remaining)]
+            taken = [self._next_image() for _ in range(remaining * self.config.images_per_step)]
             proposals, gen = propose_questions(self.backbone, [im for im, _ in taken], self.config)
             q = self.proposer_queue = {"paths": [str(p) for _, p in taken], "proposals": proposals, "gen": gen, "next": 0}
         j = q["next"]
@@ -157,15 +178,17 @@ class EvoLMMTrainer:
         taken = [self.pool.next() for _ in range(self.dist.world_size)]
         return taken[self.dist.rank]
 
-    def _solve(self, image, question: str) -> SolverSamples:
-        """N answers: one batched generate, or N single generates (sequential, as official)."""
+    def _solve(self, images, questions: list[str]) -> list[SolverSamples]:
+        """N answers per (image, question): one batched generate for all B×N, or N single generates
+        (sequential, as official; one image per step)."""
         if self.config.update_mode == "batched":
-            return sample_answers(self.backbone, image, question, self.config)
+            return sample_answer_groups(self.backbone, images, questions, self.config)
+        (image,), (question,) = images, questions
         parts = [sample_answers(self.backbone, image, question, self.config, num_samples=1)
                  for _ in range(self.config.num_solver_samples)]
         gen = concat_generations([p.generation for p in parts])
-        return SolverSamples(question, [c for p in parts for c in p.completions], [a for p in parts for a in p.answers],
-                             [n for p in parts for n in p.normalized], gen)
+        return [SolverSamples(question, [c for p in parts for c in p.completions], [a for p in parts for a in p.answers],
+                              [n for p in parts for n in p.normalized], gen)]
 
     # -- the run ------------------------------------------------------------------------------
     def train(self, steps: int | None = None) -> list[dict]:
@@ -176,8 +199,10 @@ class EvoLMMTrainer:
         records = []
         bar = tqdm(total=target, initial=self.global_step, desc="EvoLMM", disable=not self.is_main)
         while self.global_step < target:
-            rec = self.step()
-            records.append(rec)
+            out = self.step()
+            step_records = out if isinstance(out, list) else [out]
+            records.extend(step_records)
+            rec = step_records[0]
             bar.update(1)
             bar.set_postfix(r_sol=f"{rec['solver_reward_continuous']:.2f}", H=f"{rec['entropy']:.2f}",
                             kl=f"{rec['kl_solver']:.1e}")

@@ -253,6 +253,70 @@ def test_update_gradient_is_the_hand_written_loss(exact, mode, advantage):
         assert res.advantages == pytest.approx(hand_group(rewards), rel=1e-9)
 
 
+def official_batch(backbone, gen, row):
+    """Recipe "official": prompt + decoded completion TEXT re-tokenised, only ids and mask (no image)."""
+    from evolmm_lib.logprobs import retokenized_batch
+
+    return retokenized_batch(backbone, gen, row)
+
+
+def test_official_update_gradient_is_the_hand_written_loss(exact):
+    """recipe="official": per-sample steps on the re-tokenised text, π_ref = the Solver adapter itself
+    (dropout off: the Solver's KL is exactly zero), gradient = ∇ A_i·meanNLL_i + β_i·KL_i per step."""
+    backbone, gen, cfg = exact
+    cfg = cfg.replace(recipe="official", grad_clip=1e9, lr=1e-3)
+    assert cfg.update_mode == "sequential"
+    rewards = [0.9, 0.2, 0.6]
+    assert all(gen.texts), "every completion must re-tokenise to at least one token"
+    u = RoleUpdater(backbone, "solver", cfg)
+    u.baseline, u.beta = 0.4, 0.3
+    chain = HandChain(cfg, 0.4, 0.3)
+    kls, advantages = [], []
+
+    def expected(k):
+        nll, kl = hand_row_terms(backbone, "solver", official_batch(backbone, gen, k), reference_role="solver")
+        kls.append(kl.item())
+        a, beta = chain.take(rewards[k], kl.item())
+        advantages.append(a)
+        return [g.detach() for g in torch.autograd.grad(a * nll + beta * kl, u.params)]
+
+    with restored(u.params):
+        seen = spy_on_steps(u, expected)
+        res = u.update(gen, rewards)
+    assert res.skipped == 0 and len(seen) == res.optimizer_steps == 3
+    for got, want in seen:
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-7)
+    assert kls == [0.0] * 3 and res.kl == 0.0  # π_ref is the very adapter being trained
+    assert (u.baseline, u.beta) == pytest.approx((chain.b, chain.beta), rel=1e-6)
+    assert res.advantages == pytest.approx(advantages, rel=1e-9)
+
+
+
+def test_official_proposer_never_steps_but_beta_and_baseline_move(exact):
+    """recipe="official": the Proposer's loss, KL(π_prop‖π_solver), β and b are computed; its AdamW never
+    steps, so its weights stay exactly as they were."""
+    backbone, gen, cfg = exact
+    cfg = cfg.replace(recipe="official", grad_clip=1e9, lr=1e-2)
+    p = RoleUpdater(backbone, "proposer", cfg)
+    p.baseline, p.beta = 0.4, 0.3
+    before = _snapshot(p.params)
+    stepped = []
+    p.optimizer.step = lambda *a, **k: stepped.append(1)
+    nll, kl = hand_row_terms(backbone, "proposer", official_batch(backbone, gen, 1), reference_role="solver")
+    chain = HandChain(cfg, 0.4, 0.3)
+    a, beta = chain.take(0.8, kl.item())
+    res = p.update(gen, [0.8], rows=[1])
+    assert stepped == [] and res.optimizer_steps == 0 and res.skipped == 0
+    assert all(torch.equal(x, y) for x, y in zip(before, p.params))
+    assert all(q.grad is None for q in p.params)
+    assert kl.item() > 1e-3  # the Proposer adapter differs from the Solver's (the reference)
+    assert res.kl == pytest.approx(kl.item(), rel=1e-4)
+    assert res.loss == pytest.approx((a * nll + beta * kl).item(), rel=1e-4)
+    assert (p.baseline, p.beta) == pytest.approx((chain.b, chain.beta), rel=1e-6)
+    assert p.baseline != 0.4 and p.beta != 0.3
+
+
 def test_positive_advantage_gains_log_probability_negative_loses_it(exact):
     """One update on one completion: A > 0 raises its log π, A < 0 lowers it (KL term off)."""
     backbone, gen, cfg = exact
