@@ -22,7 +22,7 @@
 #
 # * a **seeded visual world** with exact ground truth — 112×112 images on a 4×4 grid of 28-px cells (one
 #   image token per cell) holding 1–6 coloured squares and circles, counting questions with colour/shape
-#   filters, answers 0–6 drawn uniformly (no answer above ~15%);
+#   filters, answers 0–6 drawn uniformly (the most frequent is 16.6% of the 500-item test, 18.5% of this notebook's 200-item test);
 # * a **warm start** of a 2.2M-parameter Qwen2.5-VL that half-knows the world (perception stage + SFT of
 #   both roles with the kit's own prompts, deterministic, cached);
 # * **self-evolution with the kit's own trainer** on the unlabelled pool, three arms — `continuous`
@@ -173,5 +173,5 @@ display(own.round(3))
 #   discrete 0.721, none 0.705; greedy continuous 0.766 vs none 0.788. Per seed, continuous against none
 #   spread from −5.7 to +5.2 points, so neither difference is beyond seed noise. On validation, lr 5e-5
 #   (0.724 from 0.726) and 1e-4 (0.591, drifting to one answer) did no better than the default.
-# * The README's *Miniature reproduction results* section holds the 3-seed table measured with
+# * The README's *Miniature reproduction on CPU (notebook 06)* section holds the 3-seed table measured with
 #   `python -m evolmm_lib miniature --seeds 3`.
