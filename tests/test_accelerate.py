@@ -161,6 +161,8 @@ def recorded(tmp_path_factory):
     from evolmm_lib.trainer import EvoLMMTrainer
 
     tmp = tmp_path_factory.mktemp("recorded")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the workers: float sums in the same order, or AdamW's near-zero steps differ
     cfg = small_config(tmp)
     backbone = load_backbone(config=cfg)
     images = [load_image(p) for p in sorted((tmp / "images").iterdir())[:2]]
@@ -178,7 +180,8 @@ def recorded(tmp_path_factory):
         ref["chain"] = [x for u in (tr.solver, tr.proposer) for x in (u.baseline, u.beta)]
         ref["grad_norms"] = norms
         references[update] = ref
-    return tmp, cfg, references
+    torch.set_num_threads(threads)
+    yield tmp, cfg, references
 
 
 @pytest.mark.slow
