@@ -143,14 +143,18 @@ def decode_image(value) -> Image.Image:
 def known_evaluation_hashes(extra: Iterable[tuple[str, list[dict]]] = ()) -> dict[str, str]:
     """Pixel hash → "benchmark #id" for every evaluation image the kit can read here.
 
-    The shared local samples (:data:`~.evaluation.datasets.LOCAL_FOLDERS`) are always read; ``extra``
-    adds (name, records) pairs, e.g. hub evaluation sets loaded by the caller.
+    The local samples under ``$EVOLMM_BENCHMARKS_DIR`` (each task's ``local_folder``) are always read;
+    ``extra`` adds (name, records) pairs, e.g. hub evaluation sets loaded by the caller.
     """
-    from .evaluation.datasets import LOCAL_FOLDERS, benchmarks_dir, load_local
+    from .evaluation.datasets import benchmarks_dir, load_local
+    from .evaluation.tasks import TASKS
 
     sets = []
-    for name, folder in LOCAL_FOLDERS.items():
-        path = benchmarks_dir() / folder
+    root = benchmarks_dir()
+    for name, task in TASKS.items():
+        if root is None or task.local_folder is None:
+            continue
+        path = root / task.local_folder
         if (path / "data.jsonl").is_file():
             sets.append((name, load_local(name, path, require_images=False)))
     out = {}
