@@ -164,11 +164,11 @@ def test_cli_bad_input_is_one_line(tmp_path, capsys):
 
 
 def test_sources_cover_the_papers_six_and_avoid_evaluated_splits():
-    from evolmm_lib.evaluation import benchmark_module
+    from evolmm_lib.evaluation.tasks import get_task
 
     assert list(paper_pool.SOURCES) == ["chartqa", "ai2d", "infovqa", "plotqa", "chartx", "geometry3k"]
     for name in ("chartqa", "ai2d", "infovqa"):
-        hub = benchmark_module(name).HUB
+        task = get_task(name)
         src = paper_pool.SOURCES[name]
-        assert (src.path, src.config, src.split) != (hub["path"], hub.get("name"), hub["split"])
+        assert (src.path, src.config, src.split) != (task.hub_path, task.hub_name, task.hub_split)
         assert src.split == "train"
