@@ -322,7 +322,9 @@ def load_backbone(
     config = config.replace(**{k: v for k, v in {"model": model, "backend": backend}.items() if v is not None})
     chosen = "transformers" if config.recipe == "official" else choose_backend(config.backend)
     model_id = resolve_model(config.model)
-    if not Path(model_id).is_dir():
+    if model_id.startswith("random:"):
+        pass  # built from embedded shapes, nothing to download
+    elif not Path(model_id).is_dir():
         _require_cached_when_offline(model_id)
     elif not (Path(model_id) / "config.json").is_file():
         raise BackboneError(f"{model_id}: no config.json (expected a model folder saved by save_pretrained)")
