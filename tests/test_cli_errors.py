@@ -68,6 +68,8 @@ CASES = {  # name -> (args, expected substrings); {tmp} is the test's temporary 
                             "--output-dir", "{tmp}/out"], ["{tmp}/nowhere"]),
     "miniature merge without results": (["miniature", "--merge", "{tmp}"], ["no results.json"]),
     "miniature unknown override": (["miniature", "--set", "gamma=2"], ["gamma"]),
+    "miniature unknown arm override": (["miniature", "--set", "oficial.lr=1e-4"], ["unknown arm", "oficial"]),
+    "miniature bad arm override": (["miniature", "--set", "official.lr=abc"], ["lr"]),
     "notebooks that do not exist": (["notebooks", "--only", "99", "--output-dir", "{tmp}/nb"], ["no notebooks matching"]),
 }
 

@@ -178,6 +178,14 @@ def test_arm_registry_drives_the_cli_and_the_trainer_config():
         EvoLMMConfig(**arm_config(arm, DEFAULT_RL, steps=200)).validate()
     assert arm_config(ARMS["oracle"], DEFAULT_RL, steps=200)["proposer_update_freq"] > 200
     assert arm_config(ARMS["discrete"], DEFAULT_RL, steps=200)["reward"] == "discrete"
+    official = arm_config(ARMS["official"], DEFAULT_RL, steps=200)
+    assert (official["recipe"], official["update"]) == ("official", "lora")
+    # ARM.KEY=VALUE reaches that arm only, over the arm's own setting; a plain KEY=VALUE reaches every arm
+    # but not a key the arm sets itself
+    rl = cli.settings_from_args(p.parse_args(["--set", "official.lr=3e-4", "lr=7e-5"])).rl
+    assert arm_config(ARMS["official"], rl, steps=200)["lr"] == 3e-4
+    assert arm_config(ARMS["continuous"], rl, steps=200)["lr"] == 7e-5
+    assert "official.lr" not in arm_config(ARMS["continuous"], rl, steps=200)
 
 
 def test_oracle_trainer_asks_the_worlds_question_and_never_updates_the_proposer(tmp_path):

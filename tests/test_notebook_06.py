@@ -12,7 +12,8 @@ import pytest
 from conftest import REPO
 
 PARAMETERS = {"steps": 3, "eval_every": 3, "n_test": 20, "n_validation": 6}
-"""A few self-evolution steps from the shipped warm start (no ``warmstart`` override: the default recipe)."""
+"""A few self-evolution steps of every default arm from the default warm start (no ``arms``, ``rl`` or
+``warmstart`` override: the notebook's own defaults, the CI setting's)."""
 
 
 class _Tables(HTMLParser):
@@ -81,23 +82,50 @@ def executed(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.notebooks
-def test_notebook_06_runs_the_shipped_warm_start(executed):
+def test_notebook_06_runs_the_default_warm_start_and_arms(executed):
+    from evolmm_lib.miniature.study import DEFAULT_RL, DEFAULT_WARMSTART, ci_settings
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe
+
     _, res = executed
-    key = res["warmstart"]["key"]
-    assert res["settings"]["warmstart"] == {}  # the default recipe ...
-    assert (REPO / "data" / "miniature" / f"miniature-warm-{key}" / "model.safetensors").is_file()  # ... shipped
-    assert res["warmstart_time_this_run"]["cpu_s"] < 30  # loaded, not rebuilt (a build takes CPU-minutes)
-    assert set(res["arms"]) == {"continuous", "discrete", "none"}
+    assert res["settings"]["warmstart"] == DEFAULT_WARMSTART  # the study's default recipe (spread) ...
+    assert res["settings"]["rl"] == DEFAULT_RL
+    assert res["warmstart"]["recipe"]["logit_spread"] == DEFAULT_WARMSTART["logit_spread"]
+    base = WarmStartRecipe(**res["warmstart"]["recipe"]).base().key()
+    assert res["warmstart"]["derived_from"] == base
+    assert (REPO / "data" / "miniature" / f"miniature-warm-{base}" / "model.safetensors").is_file()  # ... from the shipped SFT
+    assert res["warmstart_time_this_run"]["cpu_s"] < 30  # derived or loaded, not trained (a build takes CPU-minutes)
+    assert list(res["arms"]) == ci_settings().arms == ["continuous", "oracle", "official", "none"]
     for arm, r in res["arms"].items():
         assert [len(logs) for logs in r["logs"]] == [0 if arm == "none" else PARAMETERS["steps"]]
     n_draws = PARAMETERS["n_test"] * res["settings"]["eval_samples"]
     for arm, r in res["arms"].items():
         for x in r["before"] + r["after"]:
             assert abs(x * n_draws - round(x * n_draws)) < 1e-6  # a share of the n_test × 5 sampled answers
-    # one warm start, one seed: every arm starts from the same score; it half-knows the world
-    # (validation: sampled 0.43, chance is the most frequent answer's ~0.17)
+    # one warm start, one seed: every arm starts from the same score, above chance (~0.17) on this 20-item test
     befores = {r["before"][0] for r in res["arms"].values()}
-    assert len(befores) == 1 and 0.3 < befores.pop() < 0.9
+    assert len(befores) == 1 and 0.1 < befores.pop() < 0.9
+    # oracle asks the world's own question of each pool image
+    oracle = res["arms"]["oracle"]["dynamics"][0]
+    assert oracle["early"]["own_questions"]["world_question_rate"] == 1.0
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_notebook_06_shows_the_diagnostics_it_wrote(executed):
+    from evolmm_lib.miniature.study import diagnostic_rows
+
+    notebook, res = executed
+    images = [out for cell in notebook["cells"] for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
+    # the world's sample strip, then the study's 8 figures (5 curves/bars + 3 diagnostics)
+    assert len(images) == 1 + 8
+    (diag,) = [t for t in displayed_tables(notebook) if t and "toward_own_majority" in t[0]]
+    expected = diagnostic_rows(res)
+    assert [(r["arm"], int(r["seed"]), r["phase"]) for r in diag] == [(r["arm"], r["seed"], r["phase"]) for r in expected]
+    assert {r["arm"] for r in expected} == {"continuous", "oracle", "official"}
+    for shown, row in zip(diag, expected):
+        for key in ("toward_own_majority", "toward_global_elsewhere", "own_sampled_accuracy"):
+            if row[key] is not None:
+                assert _same(shown[key], row[key]), (row["arm"], key, shown[key], row[key])
 
 
 @pytest.mark.slow
@@ -106,7 +134,7 @@ def test_notebook_06_table_cell_shows_the_study_it_wrote(executed):
     notebook, res = executed
     tables = displayed_tables(notebook)
     (summary,) = [t for t in tables if t and "sampled_before" in t[0]]
-    (per_seed,) = [t for t in tables if t and set(t[0]) == {"arm", "seed", "before", "after"}]
+    (per_seed,) = [t for t in tables if t and {"arm", "seed", "before", "after", "greedy", "constant_rate"} <= set(t[0])]
     assert [row["arm"] for row in summary] == list(res["arms"])
     for row in summary:
         r = res["arms"][row["arm"]]

@@ -4,9 +4,12 @@
 * ``discrete``   — the same with the majority reward (paper Tab. 1 ablation).
 * ``oracle``     — no Proposer: each pool image is asked the question the world's generator built it
   for (the test's question distribution; the answer is never used). It isolates the Solver's mechanism.
+* ``official``   — the official script's recipe (``recipe="official"``: LoRA adapters, per-sample steps,
+  the update on the re-tokenised text without the image, the active adapter as KL reference, the
+  Proposer never updated); lr chosen on validation for LoRA.
 * ``none``       — no self-evolution: the warm start itself.
 
-A new arm (e.g. the official recipe) is one :class:`Arm` entry with its config overrides.
+A new arm is one :class:`Arm` entry with its config overrides.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ from dataclasses import dataclass, field
 from ..trainer import EvoLMMTrainer
 from ..rollout import Generation, Proposal
 from .world import World, pool_index
+
+
+OFFICIAL_LORA_LR = 1e-3
+"""The ``official`` arm's LoRA learning rate (the official 1e-6 is for 16k steps of a 7B model)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ ARM_LIST = (
     Arm("discrete", rl={"reward": "discrete"}, help="learned Proposer, majority reward"),
     Arm("oracle", questions="world", rl={"reward": "continuous"},
         help="the world's question for each pool image (answers unused), continuous reward"),
+    Arm("official", rl={"recipe": "official", "update": "lora", "lr": OFFICIAL_LORA_LR},
+        help="the official script's recipe (LoRA, per-sample steps, no image in the update, Proposer frozen)"),
     Arm("none", trained=False, help="no self-evolution: the warm start"),
 )
 ARMS = {a.name: a for a in ARM_LIST}
@@ -57,8 +66,11 @@ class WorldQuestionTrainer(EvoLMMTrainer):
 
 
 def arm_config(arm: Arm, rl: dict, steps: int) -> dict:
-    """The trainer overrides of ``arm``: the study's ``rl``, then the arm's own."""
-    out = {**rl, **arm.rl}
+    """The trainer overrides of ``arm``: the study's shared ``rl``, then the arm's own, then the study's
+    ``<arm>.<key>`` entries for this arm (e.g. ``official.lr``)."""
+    shared = {k: v for k, v in rl.items() if "." not in k}
+    own = {k.split(".", 1)[1]: v for k, v in rl.items() if k.startswith(arm.name + ".")}
+    out = {**shared, **arm.rl, **own}
     if arm.questions == "world":
         out["proposer_update_freq"] = steps + 1
     return out

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserError
-from .arms import ARMS
+from .arms import ARMS, arm_config
 from .study import DEFAULT_ARMS, DEFAULT_RL, DEFAULT_WARMSTART, StudySettings, merge_results, run_study, table
 
 
@@ -26,20 +26,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-test", type=int, default=StudySettings.n_test)
     p.add_argument("--n-validation", type=int, default=StudySettings.n_validation)
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                   help=f"trainer config overrides on top of {json.dumps(DEFAULT_RL)}")
+                   help=f"trainer config overrides on top of {json.dumps(DEFAULT_RL)}; ARM.KEY=VALUE sets one arm's "
+                        "only, e.g. official.lr=1e-4")
     p.add_argument("--warmstart", nargs="*", default=[], metavar="KEY=VALUE",
                    help=f"WarmStartRecipe overrides on top of {json.dumps(DEFAULT_WARMSTART)}, e.g. logit_spread=1 "
                         "(the plain SFT warm start) proposer_grounded=true")
 
 
 def _pairs(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` strings → dict, values read as YAML scalars."""
+    """``KEY=VALUE`` strings → dict, values read as YAML scalars (and "3e-4", which YAML 1.1 leaves a
+    string, as a number)."""
     import yaml
 
     out = {}
     for pair in pairs:
         key, _, raw = pair.partition("=")
-        out[key.strip()] = yaml.safe_load(raw)
+        value = yaml.safe_load(raw)
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        out[key.strip()] = value
     return out
 
 
@@ -50,7 +58,11 @@ def _check_overrides(rl: dict, warmstart: dict) -> None:
     from ..config import EvoLMMConfig
     from .warmstart import WarmStartRecipe
 
-    EvoLMMConfig().replace(**rl)  # ConfigError on a bad field or value
+    unknown_arms = sorted({k.split(".", 1)[0] for k in rl if "." in k} - set(ARMS))
+    if unknown_arms:
+        raise UserError(f"--set: unknown arm(s) {unknown_arms} in ARM.KEY=VALUE: expected one of {', '.join(ARMS)}")
+    for arm in ARMS.values():
+        EvoLMMConfig().replace(**arm_config(arm, rl, 1))  # ConfigError on a bad field or value
     unknown = sorted(set(warmstart) - {f.name for f in fields(WarmStartRecipe)})
     if unknown:
         raise UserError(f"--warmstart: unknown key(s) {unknown}: expected WarmStartRecipe fields")

@@ -1,8 +1,8 @@
 """The miniature study: from one warm start, self-evolve with the kit's trainer under several arms.
 
 Arms (:mod:`.arms`): ``continuous`` (EvoLMM's p(a)^γ reward), ``discrete`` (majority reward),
-``oracle`` (the world's questions instead of the Proposer's), ``none`` (no self-evolution: the warm
-start itself). Each trained arm runs :class:`evolmm_lib.trainer.EvoLMMTrainer`
+``oracle`` (the world's questions instead of the Proposer's), ``official`` (the official script's recipe),
+``none`` (no self-evolution: the warm start itself). Each trained arm runs :class:`evolmm_lib.trainer.EvoLMMTrainer`
 on the world's unlabelled pool for ``steps`` steps per seed; the Solver is scored on the labelled
 validation split every ``eval_every`` steps and on the held-out test split before and after.
 Hyperparameters (``rl``) are chosen on validation only. :func:`run_study` writes ``results.json``
@@ -75,9 +75,10 @@ class StudySettings:
 
 
 def ci_settings(**overrides) -> StudySettings:
-    """The reduced size notebook 06 runs in CI (1 seed, 40 steps, 200 test / 100 validation items)."""
+    """The reduced size notebook 06 runs in CI: 1 seed, 40 steps, 200 test / 100 validation items, and the
+    default arms plus ``official``."""
     return StudySettings(**{"seeds": [0], "steps": 40, "eval_every": 20, "n_test": 200, "n_validation": 100,
-                            "arms": ["continuous", "oracle", "none"], **overrides})
+                            "arms": ["continuous", "oracle", "official", "none"], **overrides})
 
 
 def _clock() -> tuple[float, float]:
