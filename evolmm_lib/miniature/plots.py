@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-COLOURS = {"continuous": "tab:blue", "discrete": "tab:orange", "oracle": "tab:green", "none": "tab:gray"}
+COLOURS = {"continuous": "tab:blue", "discrete": "tab:orange", "oracle": "tab:green", "official": "tab:purple",
+           "none": "tab:gray"}
 
 
 def _plt():
