@@ -186,6 +186,9 @@ def test_arm_registry_drives_the_cli_and_the_trainer_config():
     assert arm_config(ARMS["official"], rl, steps=200)["lr"] == 3e-4
     assert arm_config(ARMS["continuous"], rl, steps=200)["lr"] == 7e-5
     assert "official.lr" not in arm_config(ARMS["continuous"], rl, steps=200)
+    from evolmm_lib.miniature.plots import COLOURS
+
+    assert len({COLOURS[a] for a in ARMS}) == len(ARMS)  # every arm its own colour in the figures
 
 
 def test_oracle_trainer_asks_the_worlds_question_and_never_updates_the_proposer(tmp_path):
