@@ -2,9 +2,11 @@
 
 ``output_dir/checkpoint-<step>/`` holds ``solver/`` and ``proposer/`` (PEFT adapter folders, or the
 full language-model weights for ``update="full"``) and ``trainer_state.pt`` (optimisers, both β,
-both baselines, RNG states, pool position). A checkpoint is complete when its folder exists under
-its final name: it is renamed into place only after everything in it is written, so a failure while
-saving leaves the previous checkpoints untouched. Only the last K are kept.
+both baselines, RNG states, pool position, queued Proposer questions). The trainer state is plain data
+(tensors, numbers, strings, lists, dicts): it loads with ``torch.load(weights_only=True)``, which runs no
+pickled code. A folder is renamed into place only after everything in it is written, so a failure while
+saving leaves the previous checkpoints untouched; :func:`is_complete` is the one test of a checkpoint
+used everywhere (training resume, evaluation). Only the last K are kept.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import torch
 from .errors import UserError
 
 STATE_FILE = "trainer_state.pt"
+ROLES = ("solver", "proposer")
+WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "model.safetensors.index.json")
+"""A role folder holds one of these: a PEFT adapter, or the whole weights of a full update."""
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -29,19 +34,35 @@ class CheckpointError(UserError, RuntimeError):
 
 
 def rng_state() -> dict:
-    """Python, NumPy, torch (and CUDA) generator states."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Python, NumPy, torch (and CUDA) generator states, as plain data."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"python": random.getstate(), "torch": torch.get_rng_state(),
+             "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                       "has_gauss": int(has_gauss), "gauss": float(gauss)}}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    random.setstate(_tuples(state["python"]))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(x):
+    """``random.getstate()`` as saved (tuples may come back as lists) → nested tuples."""
+    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+
+
+def is_complete(path: str | os.PathLike) -> bool:
+    """A ``checkpoint-<step>`` folder with the trainer state and both roles' weights."""
+    p = Path(path)
+    return (bool(_NAME.match(p.name)) and (p / STATE_FILE).is_file()
+            and all(any((p / role / f).is_file() for f in WEIGHT_FILES) for role in ROLES))
 
 
 def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
@@ -49,7 +70,7 @@ def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     root = Path(output_dir)
     if not root.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _NAME.match(p.name)) and (p / STATE_FILE).is_file()]
+    found = [(int(_NAME.match(p.name).group(1)), p) for p in root.iterdir() if is_complete(p)]
     return [p for _, p in sorted(found)]
 
 
@@ -92,7 +113,7 @@ def save_checkpoint(output_dir: str | os.PathLike, step: int, backbone, state: d
 def load_state(checkpoint: str | os.PathLike) -> dict:
     path = Path(checkpoint) / STATE_FILE
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - truncated / not a torch file
         raise CheckpointError(f"{path}: cannot read the trainer state ({type(e).__name__}: {e}); remove "
                               f"{Path(checkpoint).name} to resume from the one before") from e
@@ -104,7 +125,7 @@ def restore_weights(backbone, checkpoint: str | os.PathLike) -> None:
     if backbone.is_lora:
         from peft.utils import load_peft_weights, set_peft_model_state_dict
 
-        for role in ("solver", "proposer"):
+        for role in ROLES:
             try:
                 weights = load_peft_weights(str(root / role), device=str(backbone.device))
             except Exception as e:  # noqa: BLE001 - missing / truncated adapter file
@@ -116,6 +137,6 @@ def restore_weights(backbone, checkpoint: str | os.PathLike) -> None:
         return
     from transformers import AutoModelForImageTextToText
 
-    for role in ("solver", "proposer"):  # full update: each role is a whole model saved with save_pretrained
+    for role in ROLES:  # full update: each role is a whole model saved with save_pretrained
         saved = AutoModelForImageTextToText.from_pretrained(root / role, dtype=next(backbone.model.parameters()).dtype)
         backbone.role_models[role].load_state_dict(saved.state_dict())

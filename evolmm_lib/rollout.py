@@ -46,6 +46,18 @@ class Generation:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def to_state(self) -> dict:
+        """Plain data for a checkpoint (loadable with ``torch.load(weights_only=True)``); images left out."""
+        return {"texts": list(self.texts), "completion_ids": [[int(t) for t in c] for c in self.completion_ids],
+                "prompt_inputs": {k: v.detach().cpu() for k, v in self.prompt_inputs.items()},
+                "prompts": list(self.prompts)}
+
+    @classmethod
+    def from_state(cls, state: dict, images: list, device: torch.device | str = "cpu") -> "Generation":
+        """The inverse of :meth:`to_state`, with the rows' ``images`` given back."""
+        return cls(list(state["texts"]), [list(c) for c in state["completion_ids"]],
+                   {k: v.to(device) for k, v in state["prompt_inputs"].items()}, list(state["prompts"]), list(images))
+
 
 def render_prompt(backbone: Backbone, prompt: str, system: str | None = None) -> str:
     """The chat text for one image + ``prompt`` user turn, ending with the assistant header."""

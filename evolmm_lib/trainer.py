@@ -24,7 +24,7 @@ from .distributed import Distributed
 from .policy import RoleUpdater
 from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
                       solver_rewards)
-from .rollout import (Generation, SolverSamples, effective_generation_settings, propose_questions, sample_answer_groups,
+from .rollout import (Generation, Proposal, SolverSamples, effective_generation_settings, propose_questions, sample_answer_groups,
                       sample_answers)
 
 log = logging.getLogger("evolmm")
@@ -217,14 +217,28 @@ class EvoLMMTrainer:
     def state_dict(self) -> dict:
         return {"step": self.global_step, "solver": self.solver.state_dict(), "proposer": self.proposer.state_dict(),
                 "rng": ckpt.rng_state(), "pool": {"position": self.pool.position, "skipped": dict(self.pool.skipped)},
-                "proposer_queue": self.proposer_queue,
-                "config": self.config.to_dict()}
+                "proposer_queue": self._queue_state(), "config": self.config.to_dict()}
+
+    def _queue_state(self) -> dict | None:
+        """The queued Proposer questions as plain data (the images are read back from their paths)."""
+        q = self.proposer_queue
+        if q is None:
+            return None
+        return {"paths": list(q["paths"]), "proposals": [[p.raw, p.question] for p in q["proposals"]],
+                "gen": q["gen"].to_state(), "next": int(q["next"])}
+
+    def _queue_from_state(self, state: dict | None) -> dict | None:
+        if state is None:
+            return None
+        return {"paths": list(state["paths"]), "proposals": [Proposal(raw, q) for raw, q in state["proposals"]],
+                "gen": Generation.from_state(state["gen"], [load_image(p) for p in state["paths"]], self.backbone.device),
+                "next": int(state["next"])}
 
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (rank 0; all ranks wait for it)."""
         path = None
         # each rank samples with its own generators and queues its own questions: keep every rank's
-        ranks = self.dist.gather_objects({"rng": ckpt.rng_state(), "proposer_queue": self.proposer_queue})
+        ranks = self.dist.gather_objects({"rng": ckpt.rng_state(), "proposer_queue": self._queue_state()})
         weights = self.dist.full_weights(self.backbone)  # FSDP: whole tensors from the shards, else None
         optimizers = self.dist.full_optimizer_states(self.backbone, self._optimizers())
         if self.is_main:
@@ -256,13 +270,13 @@ class EvoLMMTrainer:
             self.proposer.load_state_dict(state["proposer"])
         self.pool.position = state["pool"]["position"]
         self.pool.skipped = dict(state["pool"]["skipped"])
-        self.proposer_queue = state.get("proposer_queue")
+        self.proposer_queue = self._queue_from_state(state.get("proposer_queue"))
         self.global_step = self.last_saved_step = state["step"]
         ckpt.set_rng_state(state["rng"])
         if self.dist.enabled and len(state.get("ranks", ())) == self.dist.world_size:  # same ranks: continue each
             mine = state["ranks"][self.dist.rank]
             ckpt.set_rng_state(mine["rng"])
-            self.proposer_queue = mine["proposer_queue"]
+            self.proposer_queue = self._queue_from_state(mine["proposer_queue"])
         elif self.dist.enabled:  # another number of processes: fresh per-rank streams, no queued questions
             torch.manual_seed(self.config.seed + 1000 * self.global_step + self.dist.rank)
             self.proposer_queue = None

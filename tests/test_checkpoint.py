@@ -112,6 +112,11 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert r.returncode == -9, r.stderr[-2000:]
     assert ckpt.latest_checkpoint(killed.output_dir).name == "checkpoint-2"
     assert len((Path(killed.output_dir) / "log.jsonl").read_text().splitlines()) == 3  # step 3 logged, then killed
+    # the trainer state is plain data: it loads without unpickling objects, queued questions included
+    state = torch.load(Path(killed.output_dir) / "checkpoint-2" / ckpt.STATE_FILE, weights_only=True)
+    queue = state["proposer_queue"]
+    assert queue["next"] == 2 and len(queue["paths"]) == len(queue["proposals"]) == len(queue["gen"]["texts"]) == 3
+    assert all(isinstance(v, torch.Tensor) for v in queue["gen"]["prompt_inputs"].values())
     r = run(killed, "resume")
     assert r.returncode == 0, r.stderr[-2000:]
     a, b = Path(straight.output_dir) / "checkpoint-4", Path(killed.output_dir) / "checkpoint-4"
@@ -125,6 +130,24 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     import json
     strip = lambda line: {k: v for k, v in json.loads(line).items() if not k.startswith("seconds") and k != "image"}
     assert [strip(x) for x in logs_a] == [strip(x) for x in logs_b]
+
+
+def test_one_definition_of_a_complete_checkpoint(tmp_path):
+    from evolmm_lib.evaluation.report import newest_checkpoint
+
+    def folder(name: str, files: list[str]) -> Path:
+        for f in files:
+            (tmp_path / "train" / name / f).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / "train" / name / f).write_bytes(b"x")
+        return tmp_path / "train" / name
+
+    good = folder("checkpoint-3", [ckpt.STATE_FILE, "solver/adapter_model.safetensors", "proposer/adapter_model.safetensors"])
+    full = folder("checkpoint-2", [ckpt.STATE_FILE, "solver/model.safetensors", "proposer/model.safetensors"])
+    no_state = folder("checkpoint-9", ["solver/adapter_model.safetensors", "proposer/adapter_model.safetensors"])
+    one_role = folder("checkpoint-8", [ckpt.STATE_FILE, "solver/adapter_model.safetensors", "proposer/adapter_config.json"])
+    assert [ckpt.is_complete(p) for p in (good, full, no_state, one_role)] == [True, True, False, False]
+    assert ckpt.checkpoints(tmp_path / "train") == [full, good]
+    assert newest_checkpoint(tmp_path) == good == ckpt.latest_checkpoint(tmp_path / "train")
 
 
 def test_full_update_checkpoint_restores_both_role_models(tmp_path):

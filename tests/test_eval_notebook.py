@@ -11,6 +11,8 @@ from evolmm_lib.evaluation.report import newest_checkpoint, paper_table, side_by
 
 
 def _checkpoint(tiny_config, folder):
+    """A trainer checkpoint whose Solver adapter differs from the base (adapters + a trainer state)."""
+    from evolmm_lib import checkpoint as ckpt
     from evolmm_lib.backbone import load_backbone
 
     bb = load_backbone("tiny", config=tiny_config)
@@ -19,6 +21,7 @@ def _checkpoint(tiny_config, folder):
         for p in bb.trainable_parameters("solver"):
             p.add_(torch.randn(p.shape, generator=g) * 0.5)
     bb.save_adapters(folder)
+    torch.save({"step": int(folder.name.split("-")[-1])}, folder / ckpt.STATE_FILE)
 
 
 def test_newest_checkpoint_picks_the_largest_complete_step(tiny_config, tmp_path):
@@ -26,6 +29,8 @@ def test_newest_checkpoint_picks_the_largest_complete_step(tiny_config, tmp_path
     _checkpoint(tiny_config, tmp_path / "train" / "checkpoint-2")
     _checkpoint(tiny_config, tmp_path / "train" / "checkpoint-10")
     (tmp_path / "train" / "checkpoint-99").mkdir()  # incomplete: no adapters
+    _checkpoint(tiny_config, tmp_path / "train" / "checkpoint-50")
+    (tmp_path / "train" / "checkpoint-50" / "trainer_state.pt").unlink()  # incomplete: no trainer state
     assert newest_checkpoint(tmp_path).name == "checkpoint-10"
 
 

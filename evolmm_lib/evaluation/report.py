@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -13,13 +12,10 @@ PAPER_RESULTS = Path(__file__).resolve().parents[2] / "papers" / "evolmm_results
 
 
 def newest_checkpoint(run_dir: str | os.PathLike) -> Path | None:
-    """The ``run_dir/train/checkpoint-<step>`` with the largest step holding solver/ and proposer/ adapters."""
-    found = []
-    for p in Path(run_dir).glob("train/checkpoint-*"):
-        m = re.fullmatch(r"checkpoint-(\d+)", p.name)
-        if m and all((p / r / "adapter_config.json").is_file() for r in ("solver", "proposer")):
-            found.append((int(m.group(1)), p))
-    return max(found)[1] if found else None
+    """The newest complete ``run_dir/train/checkpoint-<step>`` (:func:`evolmm_lib.checkpoint.is_complete`)."""
+    from ..checkpoint import latest_checkpoint
+
+    return latest_checkpoint(Path(run_dir) / "train")
 
 
 def paper_table(path: str | os.PathLike = PAPER_RESULTS, model: str = "Qwen2.5-VL-7B") -> pd.DataFrame | None:
