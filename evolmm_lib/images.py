@@ -10,12 +10,16 @@ ignored), absolute path strings sorted as strings.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+log = logging.getLogger("evolmm")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff", ".tif")
 OFFICIAL_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff")
@@ -23,22 +27,30 @@ SCANS = ("recursive", "official")
 
 
 class ImageError(ValueError):
-    """An image file cannot be used (missing, empty, not an image, corrupt)."""
+    """An image file cannot be used; ``reason`` is one of :data:`SKIP_REASONS` (or "folder")."""
+
+    def __init__(self, message: str, reason: str = "folder") -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+SKIP_REASONS = ("missing", "empty", "unreadable")
+"""Why a pool file was skipped: gone since the scan, 0 bytes, not decodable as an image."""
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
     """Open ``path`` as a fully decoded RGB image, or raise :class:`ImageError` saying why."""
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
+        raise ImageError(f"{path}: no such image file", "missing")
     if path.stat().st_size == 0:
-        raise ImageError(f"{path}: empty file (0 bytes)")
+        raise ImageError(f"{path}: empty file (0 bytes)", "empty")
     try:
         with Image.open(path) as im:
             im.load()
             return im.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+        raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {e})", "unreadable") from None
 
 
 def image_sha256(path: str | os.PathLike) -> str:
@@ -85,6 +97,7 @@ class ImagePool:
     position: int = 0
     """How many pool entries have been consumed (readable or not): the resume point."""
     skipped: dict[str, str] = field(default_factory=dict)
+    """Skipped file → its reason (:data:`SKIP_REASONS`)."""
     scan: str = "recursive"
     """recursive (kit) or official (see :func:`scan_images_official`)."""
     paths: list[Path] = field(default_factory=list, init=False)
@@ -112,8 +125,14 @@ class ImagePool:
             try:
                 return load_image(path), path
             except ImageError as e:
-                self.skipped[str(path)] = str(e)
-        raise ImageError(f"every file under {self.root} is unreadable ({len(self.skipped)} skipped)")
+                self.skipped[str(path)] = e.reason
+                log.warning("skipping %s", e)
+        raise ImageError(f"every file under {self.root} is unreadable ({len(self.skipped)} skipped: "
+                         f"{self.skipped_by_reason()})")
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        """How many pool files were skipped, per reason."""
+        return dict(sorted(Counter(self.skipped.values()).items()))
 
     def take(self, n: int) -> list[tuple[Image.Image, Path]]:
         return [self.next() for _ in range(n)]

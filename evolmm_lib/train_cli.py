@@ -31,5 +31,7 @@ def main(args: argparse.Namespace) -> int:
 
     trainer = train(config_from_args(args), resume=args.resume)
     if trainer.is_main:
-        print(f"[evolmm] {trainer.global_step} steps; log {trainer.output_dir / 'log.jsonl'}", file=sys.stderr)
+        skipped = trainer.pool.skipped_by_reason()
+        print(f"[evolmm] {trainer.global_step} steps; log {trainer.output_dir / 'log.jsonl'}"
+              + (f"; skipped images: {skipped}" if skipped else ""), file=sys.stderr)
     return 0

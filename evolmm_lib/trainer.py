@@ -132,6 +132,7 @@ class EvoLMMTrainer:
                 "generated_tokens": len(prop_gen.completion_ids[prop_row])
                 + sum(len(samples.generation.completion_ids[r]) for r in range(len(samples.generation))[mine]),
                 "pool_position": self.pool.position, "pool_skipped": len(self.pool.skipped),
+                "pool_skipped_by_reason": self.pool.skipped_by_reason(),
                 **{f"seconds_{k}": v for k, v in t.items()}, "seconds_step": sum(t.values()),
             }
             if n_img > 1:  # the update's and the timing fields are the step's, repeated in each image's line
@@ -171,7 +172,7 @@ class EvoLMMTrainer:
             q = self.proposer_queue = {"paths": [str(p) for _, p in taken], "proposals": proposals, "gen": gen, "next": 0}
         j = q["next"]
         q["next"] += 1
-        return load_image(q["paths"][j]), Path(q["paths"][j]), q["proposals"][j], q["gen"], j
+        return q["gen"].images[j], Path(q["paths"][j]), q["proposals"][j], q["gen"], j
 
     def _next_image(self):
         """This rank's image: every rank consumes ``world_size`` pool entries per step, keeps its own."""

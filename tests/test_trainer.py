@@ -160,6 +160,10 @@ def test_bad_images_are_skipped_and_counted(tmp_path, tiny_backbone):
     tr = EvoLMMTrainer(tiny_backbone, cfg, pool=ImagePool(str(d), 0))
     recs = [tr.step() for _ in range(3)]
     assert recs[-1]["pool_skipped"] == 2
+    assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "unreadable": 1}
+    (d / "img_00.png").unlink()  # a file removed after the scan is skipped as missing
+    recs += [tr.step() for _ in range(3)]
+    assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "missing": 1, "unreadable": 1}
     assert all(r["image"].endswith(".png") and "empty" not in r["image"] for r in recs)
 
 
