@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterator, Sequence
 
-from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
-                      normalized_answers, proposer_reward, solver_rewards)
+from .rewards import gaussian_band_pass, majority_vote, score_completions
 
 
 # --- questions (notebook 02) ------------------------------------------------------------------
@@ -50,19 +49,19 @@ def agreement(normalized: Sequence[str]) -> float:
 
 def consistency_row(completions: Sequence[str], gamma: float = 0.7, len_penalty_weight: float = 0.1,
                     len_target_words: int = 6, mu: float = 0.9, sigma: float = 0.35) -> dict:
-    """Agreement, H, the Proposer's band-pass reward and the mean Solver rewards for N completions."""
-    norm = normalized_answers(completions)
-    cont = solver_rewards(completions, gamma, len_penalty_weight, len_target_words)
-    disc = discrete_solver_rewards(completions)
+    """Agreement, H, the Proposer's band-pass reward and the mean Solver rewards for N completions
+    (one :func:`~evolmm_lib.rewards.score_completions`, as the trainer scores a group)."""
+    sc = score_completions(completions, gamma=gamma, len_penalty_weight=len_penalty_weight,
+                           len_target_words=len_target_words, mu=mu, sigma=sigma)
     return {
         "n": len(completions),
-        "distinct_answers": len(set(norm)),
-        "majority_answer": majority_vote(norm)[0],
-        "agreement": agreement(norm),
-        "entropy": answer_entropy(completions),
-        "proposer_reward": proposer_reward(completions, mu, sigma),
-        "mean_continuous": sum(cont) / len(cont),
-        "mean_discrete": sum(disc) / len(disc),
+        "distinct_answers": len(set(sc.answers)),
+        "majority_answer": sc.majority,
+        "agreement": sc.agreement,
+        "entropy": sc.entropy,
+        "proposer_reward": sc.proposer_reward,
+        "mean_continuous": sum(sc.continuous) / len(sc.continuous),
+        "mean_discrete": sum(sc.discrete) / len(sc.discrete),
     }
 
 
@@ -93,18 +92,16 @@ def reward_vs_agreement_table(n: int = 5, gamma: float = 0.7, mu: float = 0.9, s
     the reward of a sample in the majority group and in a singleton group, and the Proposer reward."""
     rows = []
     for parts in partitions(n):
-        comps = completions_for_partition(parts)
-        cont = solver_rewards(comps, gamma)
-        disc = discrete_solver_rewards(comps)
+        sc = score_completions(completions_for_partition(parts), gamma=gamma, mu=mu, sigma=sigma)
         rows.append({
             "partition": "+".join(map(str, parts)),
             "agreement": parts[0] / n,
-            "entropy": answer_entropy(comps),
-            "mean_continuous": sum(cont) / n,
-            "mean_discrete": sum(disc) / n,
-            "majority_continuous": cont[0],
-            "minority_continuous": cont[-1],
-            "proposer_reward": proposer_reward(comps, mu, sigma),
+            "entropy": sc.entropy,
+            "mean_continuous": sum(sc.continuous) / n,
+            "mean_discrete": sum(sc.discrete) / n,
+            "majority_continuous": sc.continuous[0],
+            "minority_continuous": sc.continuous[-1],
+            "proposer_reward": sc.proposer_reward,
         })
     return rows
 

@@ -22,8 +22,7 @@ from .config import EvoLMMConfig
 from .images import ImagePool, load_image
 from .distributed import Distributed
 from .policy import RoleUpdater
-from .rewards import (answer_entropy, discrete_solver_rewards, gaussian_band_pass, majority_vote,
-                      solver_rewards)
+from .rewards import config_settings, pre_answer_word_count, score_group
 from .rollout import (Generation, Proposal, SolverSamples, effective_generation_settings, propose_questions, sample_answer_groups,
                       sample_answers)
 
@@ -86,41 +85,34 @@ class EvoLMMTrainer:
         groups = self._solve([d[0] for d in drawn], [d[2].question for d in drawn])
         t["solve"] = time.perf_counter() - t0
 
-        scores = []
-        for samples in groups:  # rewards and entropy per image group
-            r_cont = solver_rewards(samples.completions, cfg.solver_soft_gamma, cfg.len_penalty_weight,
-                                    cfg.len_penalty_target_words)
-            r_disc = discrete_solver_rewards(samples.completions)
-            rewards = r_cont if cfg.reward == "continuous" else r_disc
-            entropy = answer_entropy(samples.completions)
-            r_prop = gaussian_band_pass(entropy, cfg.prop_entropy_mu, cfg.prop_entropy_sigma)
-            majority, count = majority_vote(samples.normalized)
-            scores.append((r_cont, r_disc, rewards, entropy, r_prop, majority, count))
+        settings = config_settings(cfg)  # each group's answers were parsed once, when sampled
+        scores = [score_group(g.normalized, [pre_answer_word_count(c) for c in g.completions], **settings)
+                  for g in groups]
 
         t0 = time.perf_counter()  # one update over all B×N answers; b and β chain over them in order
-        sol = self.solver.update(groups[0].generation, [r for sc in scores for r in sc[2]],
+        sol = self.solver.update(groups[0].generation, [r for sc in scores for r in sc.solver_rewards(cfg.reward)],
                                  group_size=cfg.num_solver_samples)
         t["update_solver"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()  # the Proposer's B questions all come from the same generate
         prop_gen = drawn[0][3]
-        prop = self.proposer.update(prop_gen, [sc[4] for sc in scores], [d[4] for d in drawn],
+        prop = self.proposer.update(prop_gen, [sc.proposer_reward for sc in scores], [d[4] for d in drawn],
                                     group_size=1) if step % cfg.proposer_update_freq == 0 else None
         t["update_proposer"] = time.perf_counter() - t0
 
         records = []
         for i, ((image, path, proposal, _, prop_row), samples, sc) in enumerate(zip(drawn, groups, scores)):
-            r_cont, r_disc, _, entropy, r_prop, majority, count = sc
+            r_cont, r_disc = list(sc.continuous), list(sc.discrete)
             mine = slice(i * cfg.num_solver_samples, (i + 1) * cfg.num_solver_samples)
             record = {
                 "step": step, "image": str(path), "question": proposal.question, "proposer_raw": proposal.raw,
                 "solver_completions": samples.completions, "solver_answers": samples.answers,
-                "solver_answers_normalized": samples.normalized, "majority_answer": majority,
-                "majority_fraction": count / len(samples.normalized), "entropy": entropy,
+                "solver_answers_normalized": samples.normalized, "majority_answer": sc.majority,
+                "majority_fraction": sc.agreement, "entropy": sc.entropy,
                 "solver_rewards_continuous": r_cont, "solver_rewards_discrete": r_disc,
                 "solver_reward_continuous": sum(r_cont) / len(r_cont),
                 "solver_reward_discrete": sum(r_disc) / len(r_disc),
-                "solver_advantages": sol.advantages[mine], "proposer_reward": r_prop,
+                "solver_advantages": sol.advantages[mine], "proposer_reward": sc.proposer_reward,
                 "proposer_updated": prop is not None,
                 "baseline_solver": self.solver.baseline, "baseline_proposer": self.proposer.baseline,
                 "beta_solver": self.solver.beta, "beta_proposer": self.proposer.beta,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .config import EvoLMMConfig
-from .rewards import discrete_solver_rewards, proposer_reward, solver_rewards
+from .rewards import config_settings, score_completions
 
 
 def completion_text(completion) -> str:
@@ -42,8 +42,7 @@ def make_solver_reward(num_generations: int, config: EvoLMMConfig | None = None,
     def evolmm_solver_reward(completions, prompts=None, **kwargs) -> list[float]:
         out: list[float] = []
         for group in _groups(completions, num_generations):
-            out += (discrete_solver_rewards(group) if discrete else
-                    solver_rewards(group, cfg.solver_soft_gamma, cfg.len_penalty_weight, cfg.len_penalty_target_words))
+            out += score_completions(group, **config_settings(cfg)).solver_rewards("discrete" if discrete else "continuous")
         return out
 
     evolmm_solver_reward.__name__ = "evolmm_solver_discrete" if discrete else "evolmm_solver_continuous"
@@ -58,7 +57,7 @@ def make_proposer_reward(num_generations: int, config: EvoLMMConfig | None = Non
     def evolmm_proposer_reward(completions, prompts=None, **kwargs) -> list[float]:
         out: list[float] = []
         for group in _groups(completions, num_generations):
-            out += [proposer_reward(group, cfg.prop_entropy_mu, cfg.prop_entropy_sigma)] * len(group)
+            out += [score_completions(group, **config_settings(cfg)).proposer_reward] * len(group)
         return out
 
     return evolmm_proposer_reward

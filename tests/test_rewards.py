@@ -113,3 +113,51 @@ def test_more_agreement_never_earns_less(samples, gamma):
                 assert r[i] == pytest.approx(r[j], rel=1e-12)
             if ai == aj and wi > wj:
                 assert r[i] <= r[j]
+
+
+GROUPS = [
+    ["<answer>3</answer>", "I count three. <answer>3</answer>", "<answer>4</answer>", "4", "<answer> 3. </answer>"],
+    ["a b c d e f g h i j k l m n <answer>Red</answer>", "<answer>red</answer>"],
+    ["no tag at all"],
+]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_public_functions_are_thin_entries_onto_score_group(group):
+    from evolmm_lib.rewards import normalized_answers, pre_answer_word_count, score_completions, score_group
+
+    kw = dict(gamma=0.5, len_penalty_weight=0.2, len_target_words=3)
+    sc = score_group(normalized_answers(group), [pre_answer_word_count(c) for c in group], **kw, mu=0.7, sigma=0.2)
+    assert score_completions(group, **kw, mu=0.7, sigma=0.2) == sc
+    assert solver_rewards(group, **kw) == list(sc.continuous)
+    assert discrete_solver_rewards(group) == list(sc.discrete) == sc.solver_rewards("discrete")
+    assert answer_entropy(group) == sc.entropy
+    assert proposer_reward(group, mu=0.7, sigma=0.2) == sc.proposer_reward == gaussian_band_pass(sc.entropy, 0.7, 0.2)
+    assert (sc.majority, sc.majority_count) == majority_vote(list(sc.answers))
+    assert sc.agreement == sc.majority_count / len(group)
+
+
+def test_a_trainer_step_parses_each_answer_once(tmp_path, tiny_backbone, monkeypatch):
+    from conftest import make_images
+
+    import evolmm_lib.rewards as rewards
+    import evolmm_lib.rollout as rollout
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.trainer import EvoLMMTrainer
+
+    calls = []
+
+    def counting(parse):
+        def wrapped(text):
+            calls.append(text)
+            return parse(text)
+        return wrapped
+
+    monkeypatch.setattr(rollout, "parse_answer", counting(rollout.parse_answer))
+    monkeypatch.setattr(rewards, "parse_answer", counting(rewards.parse_answer))
+    make_images(tmp_path / "images", 2)
+    cfg = EvoLMMConfig(data_dir=str(tmp_path / "images"), output_dir=str(tmp_path / "run"), num_solver_samples=3,
+                       images_per_step=2, max_new_tokens_solver=6, max_new_tokens_proposer=6, save_every=0)
+    records = EvoLMMTrainer(tiny_backbone, cfg).step()
+    assert len(calls) == 2 * 3  # B × N Solver completions, each parsed once, when sampled
+    assert calls == [c for rec in records for c in rec["solver_completions"]]

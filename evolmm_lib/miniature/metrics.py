@@ -17,14 +17,10 @@ from typing import Sequence
 
 import torch
 
-from ..prompts import build_solver_prompt, parse_answer
-from ..rewards import answer_entropy, majority_vote, normalize_answer
+from ..prompts import build_solver_prompt
+from ..rewards import normalized_answers, pre_answer_word_count, score_group
 from ..rollout import generate
 from .world import Item
-
-
-def _answers(texts: list[str]) -> list[str]:
-    return [normalize_answer(parse_answer(t)) for t in texts]
 
 
 @torch.no_grad()
@@ -53,15 +49,14 @@ def _records(backbone, items, num_samples, max_new_tokens, temperature, greedy, 
                         if greedy else [None] * len(chunk))
         for i, it in enumerate(chunk):
             texts = gen.texts[i * num_samples:(i + 1) * num_samples]
-            answers = _answers(texts)
+            sc = score_group(normalized_answers(texts), [pre_answer_word_count(t) for t in texts])
             gold = str(it.answer)
-            majority, n_major = majority_vote(answers)
             records.append({
-                "question": it.question, "gold": gold, "answers": answers,
-                "greedy": None if greedy_texts[i] is None else _answers([greedy_texts[i]])[0],
-                "sampled_correct": sum(a == gold for a in answers) / num_samples,
-                "majority_correct": float(majority == gold), "agreement": n_major / num_samples,
-                "entropy": answer_entropy(texts), "formatted": sum("<answer>" in t for t in texts) / num_samples,
+                "question": it.question, "gold": gold, "answers": list(sc.answers),
+                "greedy": None if greedy_texts[i] is None else normalized_answers([greedy_texts[i]])[0],
+                "sampled_correct": sum(a == gold for a in sc.answers) / num_samples,
+                "majority_correct": float(sc.majority == gold), "agreement": sc.agreement,
+                "entropy": sc.entropy, "formatted": sum("<answer>" in t for t in texts) / num_samples,
             })
     return records
 
