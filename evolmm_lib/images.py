@@ -53,12 +53,18 @@ def load_image(path: str | os.PathLike) -> Image.Image:
         raise ImageError(f"{path}: not a readable image ({type(e).__name__}: {e})", "unreadable") from None
 
 
-def image_sha256(path: str | os.PathLike) -> str:
-    """Hash of the decoded RGB pixels (so a re-encoded copy of a benchmark image still matches)."""
-    im = load_image(path)
+def pixel_sha256(im: Image.Image) -> str:
+    """The kit's one image hash: SHA-256 of the size and the decoded RGB pixels, so a re-encoded copy of an
+    image (PNG ↔ BMP, a hub record ↔ a file) still matches."""
+    im = im.convert("RGB")
     h = hashlib.sha256(f"{im.size}".encode())
     h.update(im.tobytes())
     return h.hexdigest()
+
+
+def image_sha256(path: str | os.PathLike) -> str:
+    """:func:`pixel_sha256` of an image file."""
+    return pixel_sha256(load_image(path))
 
 
 def scan_images(root: str | os.PathLike) -> list[Path]:

@@ -3,7 +3,7 @@
 EvoLMM trains on about 6K unlabelled images drawn from ChartQA, AI2D, InfoVQA, PlotQA, ChartX and
 Geometry3K; the official repository leaves assembling them to the user. :func:`build_pool` takes up
 to ``per_source`` images from each source's training split (never the split the paper evaluates on),
-drops every label, keeps one copy of each picture (pixel hash, :func:`~.evaluation.contamination.pil_sha256`),
+drops every label, keeps one copy of each picture (pixel hash, :func:`~.images.pixel_sha256`),
 refuses any picture that is in an evaluation set the kit knows (the contamination guard's hashes), and
 writes ``images/<source>/<index>.png`` plus ``manifest.jsonl`` (source, split, index, hash, licence).
 
@@ -23,7 +23,8 @@ from typing import Callable, Iterable, Iterator
 
 from PIL import Image, UnidentifiedImageError
 
-from .evaluation.contamination import pil_sha256, record_hashes
+from .evaluation.contamination import record_hashes
+from .images import pixel_sha256
 
 log = logging.getLogger("evolmm")
 
@@ -272,7 +273,7 @@ def _take(source: Source, index: int, row: dict, folder: Path, output: Path, sta
     except ValueError as e:
         _append(output / "rejected.jsonl", {**base, "reason": "corrupt", "detail": str(e)[:200]})
         return "corrupt"
-    digest = pil_sha256(image)
+    digest = pixel_sha256(image)
     if digest in eval_hashes:
         _append(output / "rejected.jsonl", {**base, "reason": "contaminated", "hash": digest,
                                             "detail": eval_hashes[digest]})

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 _IND = "\n" + " " * 16
 
+SYSTEM_PROMPT = "You are a helpful assistant."
+"""Qwen2.5-VL-Instruct's default system turn: its chat template adds it when a conversation has none,
+and lmms-eval's Qwen2.5-VL model passes it explicitly (the evaluation does the same)."""
+
 PROPOSER_PROMPT = _IND.join(
     [
         "You are a Question Proposer.",

@@ -13,10 +13,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .cache import build_once, default_cache_dir, save_model_folder
+from .prompts import SYSTEM_PROMPT
 
 # Qwen2.5-VL's special tokens, in the checkpoint's order.
 SPECIAL_TOKENS = (
@@ -29,7 +30,7 @@ SPECIAL_TOKENS = (
 QWEN25_VL_CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>system\n" + SYSTEM_PROMPT + "<|im_end|>\n{% endif %}"
     "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}"
     "{{ message['content'] }}<|im_end|>\n{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
@@ -84,7 +85,7 @@ def _corpus() -> list[str]:
         "between first second third last average mean median maximum minimum increase decrease"
     ).split()
     lines = [PROPOSER_PROMPT, build_solver_prompt("How many red squares are there?"), "system user assistant"]
-    lines += ["You are a helpful assistant.", "Answer the question with a single word.",
+    lines += [SYSTEM_PROMPT, "Answer the question with a single word.",
               'Please solve the problem step by step and put your answer in one "\\boxed{}".',
               "Answer the question with the option's letter from the given choices directly.",
               "Answer with the option's letter from the given choices directly.",
@@ -172,54 +173,10 @@ def build_tiny_qwen25_vl(output_dir: str | os.PathLike, spec: TinySpec = TinySpe
                              {**dataclasses.asdict(spec), "key": spec.key()})
 
 
-def save_model_folder(output_dir: str | os.PathLike, model, processor, info_name: str, info: dict) -> Path:
-    """``save_pretrained`` model + processor and an ``info_name`` JSON into a temporary sibling folder,
-    then rename it onto ``output_dir``: readers never see a half-written folder."""
-    output_dir = Path(output_dir)
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=output_dir.parent))
-    try:
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        (tmp / info_name).write_text(json.dumps(info, indent=1))
-        if output_dir.exists():
-            shutil.rmtree(output_dir)
-        os.replace(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return output_dir
-
-
-def default_cache_dir() -> Path:
-    """``$EVOLMM_CACHE`` or ``~/.cache/evolmm``."""
-    return Path(os.environ.get("EVOLMM_CACHE", Path.home() / ".cache" / "evolmm"))
-
-
 def ensure_tiny_model(spec: TinySpec = TinySpec(), cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of the tiny backbone for ``spec``, building it into the cache on first use."""
     path = Path(cache_dir or default_cache_dir()) / f"tiny-qwen2.5-vl-{spec.key()}"
     return build_once(path, "evolmm_tiny.json", lambda: build_tiny_qwen25_vl(path, spec))
-
-
-def build_once(path: Path, marker: str, build) -> Path:
-    """``path`` if ``path/marker`` exists, else ``build()`` it under an inter-process file lock.
-
-    Several processes (``accelerate launch``, parallel notebooks) may ask for the same cache entry at
-    once: one builds, the others wait and then load its folder instead of replacing it under a reader.
-    """
-    if (path / marker).is_file():
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "w") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # no POSIX locks (Windows): build without one
-            pass
-        if not (path / marker).is_file():
-            build()
-    return path
 
 
 def add_arguments(p) -> None:

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 from PIL import Image
 
+from evolmm_lib.images import pixel_sha256
 from evolmm_lib.miniature import world as W
 from evolmm_lib.miniature.metrics import summarize
 
@@ -48,7 +49,7 @@ def test_world_is_seeded_and_splits_are_prefix_stable():
     b = W.make_world(3, n_warmstart=20, n_validation=10, n_test=30, n_pool=10)
     small = W.make_world(3, n_warmstart=5, n_validation=4, n_test=12, n_pool=3)
     c = W.make_world(4, n_warmstart=20, n_validation=10, n_test=30, n_pool=10)
-    h = lambda items: [W.pixel_sha256(it.image) for it in items]  # noqa: E731
+    h = lambda items: [pixel_sha256(it.image) for it in items]  # noqa: E731
     assert h(a.test) == h(b.test) and a.pool == b.pool
     assert h(small.test) == h(a.test)[:12] and h(small.validation) == h(a.validation)[:4]
     assert h(c.test) != h(a.test)
@@ -110,11 +111,11 @@ def test_pool_keeps_the_generators_question_for_each_scene():
     rates = Counter(answers)
     assert set(rates) == set(range(7)) and max(rates.values()) / 300 <= 0.22  # balanced like the test
     # the same scenes as a generator that throws the question away
-    r, held_out = random.Random("0-pool"), {W.pixel_sha256(it.image) for it in world.test + world.validation}
+    r, held_out = random.Random("0-pool"), {pixel_sha256(it.image) for it in world.test + world.validation}
     scenes = []
     while len(scenes) < 300:
         it = W.sample_item(r)
-        if W.pixel_sha256(it.image) not in held_out:
+        if pixel_sha256(it.image) not in held_out:
             scenes.append(it.objects)
     assert scenes == world.pool
 
@@ -124,7 +125,7 @@ def test_pixel_hash_equals_the_image_module_hash(tmp_path):
 
     it = W.sample_item(random.Random(1))
     it.image.save(tmp_path / "a.png")
-    assert W.pixel_sha256(it.image) == image_sha256(tmp_path / "a.png")
+    assert pixel_sha256(it.image) == image_sha256(tmp_path / "a.png")
 
 
 # --- diagnostics and arms ----------------------------------------------------------------

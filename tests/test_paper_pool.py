@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from evolmm_lib import paper_pool
-from evolmm_lib.evaluation.contamination import pil_sha256
+from evolmm_lib.images import pixel_sha256 as pil_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -51,7 +51,7 @@ def test_build_once_builds_a_single_time_under_concurrent_callers(tmp_path):
     import threading
     import time
 
-    from evolmm_lib.tiny_model import build_once
+    from evolmm_lib.cache import build_once
 
     target, calls = tmp_path / "cache" / "entry", []
 

@@ -7,14 +7,13 @@ reports MathVista: :func:`guard` makes that visible (a loud warning) and refuses
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
 
 from PIL import Image
 
-from ..images import ImageError, image_sha256, scan_images
+from ..images import ImageError, image_sha256, pixel_sha256, scan_images
 from .datasets import HUB_IMAGE_FIELDS, record_id
 
 log = logging.getLogger("evolmm")
@@ -22,14 +21,6 @@ log = logging.getLogger("evolmm")
 
 class ContaminationError(RuntimeError):
     """The training pool overlaps the evaluated benchmark images."""
-
-
-def pil_sha256(im: Image.Image) -> str:
-    """Same hash as :func:`image_sha256`, for an in-memory image (hub records)."""
-    im = im.convert("RGB")
-    h = hashlib.sha256(f"{im.size}".encode())
-    h.update(im.tobytes())
-    return h.hexdigest()
 
 
 def pool_hashes(pool_dir: str | os.PathLike) -> dict[str, str]:
@@ -53,7 +44,7 @@ def record_hashes(records: list[dict]) -> dict[str, str]:
             else:
                 im = next((doc[k] for k in HUB_IMAGE_FIELDS if isinstance(doc.get(k), Image.Image)), None)
                 if im is not None:
-                    out.setdefault(pil_sha256(im), record_id(doc))
+                    out.setdefault(pixel_sha256(im), record_id(doc))
         except ImageError:
             continue
     return out

@@ -18,7 +18,7 @@ try:
 except ImportError:  # lmms-eval not installed: the class still imports, the harness just cannot use it
     _Base = object
 
-from .tasks import EVAL_SYSTEM_PROMPT
+from ..prompts import SYSTEM_PROMPT
 
 MODEL_ID = "evolmm"
 
@@ -35,7 +35,7 @@ class EvoLMM(_Base):
 
     def __init__(self, pretrained: str = "tiny", adapter: str | None = None, role: str = "solver",
                  batch_size: int | str = 1, max_new_tokens: int | None = None,
-                 system_prompt: str = EVAL_SYSTEM_PROMPT, **kwargs) -> None:
+                 system_prompt: str = SYSTEM_PROMPT, **kwargs) -> None:
         if _Base is not object:
             super().__init__()
         from ..backbone import load_backbone

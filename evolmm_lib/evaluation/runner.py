@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .datasets import load_benchmark, record_id, record_image
 from .extraction import postprocess_response
-from .tasks import DEFAULT_HARNESS, EVAL_SYSTEM_PROMPT, HARNESSES, Task, get_task
+from ..prompts import SYSTEM_PROMPT
+from .tasks import DEFAULT_HARNESS, HARNESSES, Task, get_task
 
 log = logging.getLogger("evolmm")
 
@@ -94,7 +95,7 @@ def evaluate(backbone, benchmark: str | Task, records: list[dict] | None = None,
         if docs:
             prompts = [task.build_prompt(d) for d in docs]
             gen = generate(backbone, role, images, prompts, num_samples=1, max_new_tokens=budget,
-                           do_sample=False, system=EVAL_SYSTEM_PROMPT)
+                           do_sample=False, system=SYSTEM_PROMPT)
             for doc, prompt, text in zip(docs, prompts, gen.texts):
                 post = postprocess_response(text)
                 extracted, score = task.grade(doc, post, judge, harness)

@@ -22,9 +22,6 @@ HARNESSES = ("0.5", "0.7.3")
 DEFAULT_HARNESS = "0.5"
 """Scoring rules of the lmms-eval the official repository vendors (0.5); "0.7.3" is the current release."""
 
-EVAL_SYSTEM_PROMPT = "You are a helpful assistant."
-"""System prompt of every evaluation request (lmms-eval's Qwen2.5-VL model and the EvoLMM wrapper)."""
-
 
 class UnknownBenchmarkError(UserError, ValueError):
     """A benchmark name that is not in :data:`TASKS` (nor an alias)."""

@@ -34,7 +34,8 @@ from types import SimpleNamespace
 import torch
 
 from ..prompts import PROPOSER_PROMPT, build_solver_prompt
-from ..tiny_model import TinySpec, build_once, default_cache_dir, ensure_tiny_model, save_model_folder
+from ..cache import build_once, default_cache_dir, save_model_folder
+from ..tiny_model import TinySpec, ensure_tiny_model
 from .world import COLOURS, GRID, SHAPES, World, make_world
 
 WARM_SPEC = TinySpec(text_hidden=192, text_layers=3, text_heads=4, text_kv_heads=2, text_intermediate=512,

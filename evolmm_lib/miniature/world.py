@@ -17,7 +17,6 @@ the ``oracle`` arm of the study asks those instead of the Proposer's.
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections import Counter
@@ -25,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, ImageDraw
+
+from ..images import pixel_sha256
 
 SIZE, CELL, GRID = 112, 28, 4
 COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 70, 220), "yellow": (235, 200, 20)}
@@ -99,14 +100,6 @@ def render(objects: list[Obj]) -> Image.Image:
         box = [x + o.margin, y + o.margin, x + CELL - 1 - o.margin, y + CELL - 1 - o.margin]
         (d.rectangle if o.shape == "square" else d.ellipse)(box, fill=COLOURS[o.colour])
     return im
-
-
-def pixel_sha256(im: Image.Image) -> str:
-    """Same hash as :func:`evolmm_lib.images.image_sha256`, for an in-memory image."""
-    im = im.convert("RGB")
-    h = hashlib.sha256(f"{im.size}".encode())
-    h.update(im.tobytes())
-    return h.hexdigest()
 
 
 def _random_obj(rng: random.Random, cell: int, want: bool, colour: str | None, shape: str | None) -> Obj:
