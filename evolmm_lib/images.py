@@ -139,6 +139,3 @@ class ImagePool:
     def skipped_by_reason(self) -> dict[str, int]:
         """How many pool files were skipped, per reason."""
         return dict(sorted(Counter(self.skipped.values()).items()))
-
-    def take(self, n: int) -> list[tuple[Image.Image, Path]]:
-        return [self.next() for _ in range(n)]

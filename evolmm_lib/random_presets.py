@@ -61,10 +61,6 @@ class RandomPresetError(ValueError):
     """A ``random:`` name that does not name a known shape."""
 
 
-def is_random(name: str) -> bool:
-    return str(name).startswith(PREFIX)
-
-
 def parse(name: str) -> tuple[str, int | None]:
     """``random:qwen2.5-vl-7b@2`` → ("qwen2.5-vl-7b", 2); the layer count is optional."""
     m = _NAME.match(name)

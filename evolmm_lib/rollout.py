@@ -23,7 +23,6 @@ from PIL import Image
 
 from .backbone import Backbone
 from .config import EvoLMMConfig
-from .images import load_image
 from .prompts import build_proposer_prompt, build_solver_prompt, chat_messages, parse_answer, parse_question
 from .rewards import normalize_answer
 
@@ -222,8 +221,3 @@ def sample_answer_groups(backbone: Backbone, images: Sequence[Image.Image], ques
         groups.append(SolverSamples(question, gen.texts[rows], answers[rows],
                                     [normalize_answer(a) for a in answers[rows]], gen))
     return groups
-
-
-def open_images(paths: Sequence[str]) -> list[Image.Image]:
-    """Load images as RGB with clear errors (see :func:`evolmm_lib.images.load_image`)."""
-    return [load_image(p) for p in paths]

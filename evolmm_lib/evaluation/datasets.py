@@ -128,7 +128,3 @@ def record_image(doc: dict) -> Image.Image:
         if isinstance(doc.get(key), Image.Image):
             return doc[key].convert("RGB")
     raise DatasetError(f"record {record_id(doc)}: no image")
-
-
-def record_image_path(doc: dict) -> str | None:
-    return doc.get("_image_path")
