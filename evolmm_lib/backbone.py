@@ -235,7 +235,7 @@ def _load_transformers(model_id: str, config: EvoLMMConfig):
         return load_random(model_id, resolve_dtype(config.dtype), "auto" if cuda_available() else None,
                            config.max_image_pixels, config.seed)
     kwargs = {"dtype": resolve_dtype(config.dtype)}
-    if config.load_in_4bit:
+    if config.load_4bit:
         if not cuda_available():
             raise BackboneError("load_in_4bit / update='qlora' needs a CUDA GPU (bitsandbytes)")
         from transformers import BitsAndBytesConfig
@@ -255,7 +255,7 @@ def _processor_kwargs(config: EvoLMMConfig) -> dict:
 
 def unsloth_load_kwargs(config: EvoLMMConfig) -> dict:
     """Keywords the kit passes to Unsloth's ``FastVisionModel.from_pretrained`` (guarded by a test)."""
-    return {"load_in_4bit": config.load_in_4bit, "use_gradient_checkpointing": "unsloth",
+    return {"load_in_4bit": config.load_4bit, "use_gradient_checkpointing": "unsloth",
             "full_finetuning": config.update == "full", "dtype": resolve_dtype(config.dtype)}
 
 

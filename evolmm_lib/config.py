@@ -1,16 +1,21 @@
-"""One dataclass holding every EvoLMM hyperparameter, with its source.
+"""One dataclass holding every EvoLMM hyperparameter, with its help and source as field metadata.
 
 Sources: "paper" = arXiv 2511.16672; "official" = the authors' ``src/train.py`` / ``train.sh``;
 "kit" = a choice of this kit (no counterpart upstream). ``papers/evolmm.md`` has the full table.
+Choice fields are ``Literal`` types (their values are the choices); :func:`add_config_flags` makes one
+command-line flag per field from the same metadata. Validation never changes a value: what a setting
+implies (update="qlora" → 4-bit base weights, recipe="official" → one step per completion) is read
+through :attr:`EvoLMMConfig.load_4bit` and :attr:`EvoLMMConfig.update_loop`.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -21,18 +26,6 @@ class ConfigError(ValueError):
 
 LANGUAGE_MODEL_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
-RECIPES = ("paper", "official")
-
-_CHOICES = {
-    "recipe": RECIPES,
-    "backend": ("auto", "transformers", "unsloth"),
-    "dtype": ("auto", "float32", "bfloat16", "float16"),
-    "reward": ("continuous", "discrete"),
-    "advantage": ("ema", "group"),
-    "update": ("lora", "qlora", "full"),
-    "update_mode": ("batched", "sequential"),
-    "report_to": ("none", "tensorboard", "trackio", "wandb"),
-}
 
 
 @dataclass
@@ -40,111 +33,158 @@ class EvoLMMConfig:
     """EvoLMM hyperparameters. Defaults are the paper's / official code's unless marked "kit"."""
 
     # --- recipe ---------------------------------------------------------------------------
-    recipe: str = "paper"
-    """paper: the method as the paper describes it; official: what the official ``src/train.py`` runs
-    (sampling from the checkpoint's generation_config, per-sample steps, re-tokenised text without the
-    image in the update, the active adapter as KL reference, Proposer never updated, official image scan
-    and LoRA targets). papers/evolmm.md "What the official code runs". kit."""
+    recipe: Literal["paper", "official"] = field(default="paper", metadata={
+        "help": ("paper: the method as the paper describes it; official: what the official ``src/train.py`` runs "
+                 "(sampling from the checkpoint's generation_config, per-sample steps, re-tokenised text without the "
+                 "image in the update, the active adapter as KL reference, Proposer never updated, official image scan"
+                 " and LoRA targets). papers/evolmm.md \"What the official code runs\"."),
+        "source": "kit"})
 
     # --- backbone -------------------------------------------------------------------------
-    model: str = "tiny"
-    """Preset name (tiny, qwen2.5-vl-3b/7b/72b), hub id or local path. kit (paper: Qwen2.5-VL-7B)."""
-    backend: str = "auto"
-    """auto: Unsloth on a CUDA GPU when installed, else transformers + peft. kit."""
-    dtype: str = "auto"
-    """auto: bfloat16 on a bf16 GPU, else float32 (official `_safe_dtype`)."""
-    load_in_4bit: bool = False
-    """4-bit base weights (QLoRA; GPU only). paper §4.4 ablation."""
-    max_image_pixels: int | None = None
-    """Cap on image pixels for the processor; None keeps the checkpoint's own. kit."""
+    model: str = field(default="tiny", metadata={
+        "help": "Preset name (tiny, qwen2.5-vl-3b/7b/72b), hub id or local path.",
+        "source": "kit (paper: Qwen2.5-VL-7B)"})
+    backend: Literal["auto", "transformers", "unsloth"] = field(default="auto", metadata={
+        "help": "auto: Unsloth on a CUDA GPU when installed, else transformers + peft.",
+        "source": "kit"})
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = field(default="auto", metadata={
+        "help": "auto: bfloat16 on a bf16 GPU, else float32.",
+        "source": "official `_safe_dtype`"})
+    load_in_4bit: bool = field(default=False, metadata={
+        "help": "4-bit base weights (QLoRA; GPU only); update='qlora' loads them 4-bit too.",
+        "source": "paper §4.4 ablation"})
+    max_image_pixels: int | None = field(default=None, metadata={
+        "help": "Cap on image pixels for the processor; None keeps the checkpoint's own.",
+        "source": "kit"})
 
     # --- rollout --------------------------------------------------------------------------
-    num_solver_samples: int = 5
-    """N: Solver samples per question. paper §3.2 / official `num_solver_samples`."""
-    temperature: float = 1.0
-    """Sampling temperature of both roles. official `temp`."""
-    top_p: float = 1.0
-    """Nucleus sampling threshold of both roles. official `top_p`."""
-    max_new_tokens_solver: int = 128
-    """Solver generation budget. official `max_new_tokens_solver`."""
-    max_new_tokens_proposer: int = 128
-    """Proposer generation budget. official `max_new_tokens_proposer`."""
-    images_per_step: int = 1
-    """B: images per step; B questions in one Proposer generate, B×N answers in one Solver generate, one update (b, β chained per sample). paper/official: 1. kit."""
+    num_solver_samples: int = field(default=5, metadata={
+        "help": "N: Solver samples per question.",
+        "source": "paper §3.2 / official `num_solver_samples`"})
+    temperature: float = field(default=1.0, metadata={
+        "help": "Sampling temperature of both roles.",
+        "source": "official `temp`"})
+    top_p: float = field(default=1.0, metadata={
+        "help": "Nucleus sampling threshold of both roles.",
+        "source": "official `top_p`"})
+    max_new_tokens_solver: int = field(default=128, metadata={
+        "help": "Solver generation budget.",
+        "source": "official `max_new_tokens_solver`"})
+    max_new_tokens_proposer: int = field(default=128, metadata={
+        "help": "Proposer generation budget.",
+        "source": "official `max_new_tokens_proposer`"})
+    images_per_step: int = field(default=1, metadata={
+        "help": ("B: images per step; B questions in one Proposer generate, B×N answers in one Solver generate, one "
+                 "update (b, β chained per sample). The paper and the official code use 1."),
+        "source": "kit"})
 
     # --- rewards --------------------------------------------------------------------------
-    reward: str = "continuous"
-    """Solver reward: continuous p(a)^γ (EvoLMM) or discrete majority (ablation). paper Tab. 1."""
-    solver_soft_gamma: float = 0.7
-    """γ: softness exponent of the continuous reward. paper Eq. 3 / official `solver_soft_gamma`."""
-    len_penalty_weight: float = 0.10
-    """λ_len: length-penalty weight. official `len_penalty_weight`."""
-    len_penalty_target_words: int = 6
-    """τ: words allowed before <answer> without penalty. official `len_penalty_target_words`."""
-    prop_entropy_mu: float = 0.90
-    """μ_H: centre of the Proposer's entropy band-pass (nats). paper Eq. 4 / official."""
-    prop_entropy_sigma: float = 0.35
-    """σ_H: width of the band-pass. paper Eq. 4 / official."""
+    reward: Literal["continuous", "discrete"] = field(default="continuous", metadata={
+        "help": "Solver reward: continuous p(a)^γ (EvoLMM) or discrete majority (ablation).",
+        "source": "paper Tab. 1"})
+    solver_soft_gamma: float = field(default=0.7, metadata={
+        "help": "γ: softness exponent of the continuous reward.",
+        "source": "paper Eq. 3 / official `solver_soft_gamma`"})
+    len_penalty_weight: float = field(default=0.10, metadata={
+        "help": "λ_len: length-penalty weight.",
+        "source": "official `len_penalty_weight`"})
+    len_penalty_target_words: int = field(default=6, metadata={
+        "help": "τ: words allowed before <answer> without penalty.",
+        "source": "official `len_penalty_target_words`"})
+    prop_entropy_mu: float = field(default=0.90, metadata={
+        "help": "μ_H: centre of the Proposer's entropy band-pass (nats).",
+        "source": "paper Eq. 4 / official `prop_entropy_mu`"})
+    prop_entropy_sigma: float = field(default=0.35, metadata={
+        "help": "σ_H: width of the band-pass.",
+        "source": "paper Eq. 4 / official `prop_entropy_sigma`"})
 
     # --- optimisation ---------------------------------------------------------------------
-    proposer_update_freq: int = 5
-    """k: update the Proposer every k steps. official train.sh `--proposer_update_freq 5`."""
-    lr: float = 1e-6
-    """AdamW learning rate, per adapter. official `lr`."""
-    weight_decay: float = 0.01
-    """AdamW weight decay. official `weight_decay`."""
-    grad_clip: float = 1.0
-    """Gradient-norm clip. official `grad_clip`."""
-    kl_coef: float = 1e-3
-    """β0: initial KL coefficient. official `kl_coef`."""
-    kl_target: float = 0.02
-    """KL target of the adaptive β controller. paper §3.4 / official `kl_target`."""
-    kl_adapt_rate: float = 0.10
-    """Rate of β ← β·exp(rate·(KL−target)/target). official `kl_adapt_rate`."""
-    kl_min: float = 1e-8
-    """Lower clip of β. official."""
-    kl_max: float = 1e2
-    """Upper clip of β. official."""
-    baseline_momentum: float = 0.9
-    """EMA momentum of the reward baselines b_sol, b_prop. official `momentum`."""
-    advantage: str = "ema"
-    """ema: r − b (paper); group: (r − mean)/std over the N (GRPO-style). kit option."""
-    update: str = "lora"
-    """lora (paper), qlora (4-bit base, GPU) or full (all language-model weights). paper §4.4."""
-    update_mode: str = "batched"
-    """batched: N completions in one forward/backward; sequential: one per step, as official (forced by recipe="official"). kit."""
-    kl_chunk_size: int = 64
-    """Completion positions per chunk when computing the full-vocabulary KL. kit."""
+    proposer_update_freq: int = field(default=5, metadata={
+        "help": "k: update the Proposer every k steps.",
+        "source": "official train.sh `--proposer_update_freq 5`"})
+    lr: float = field(default=1e-6, metadata={
+        "help": "AdamW learning rate, per adapter.",
+        "source": "official `lr`"})
+    weight_decay: float = field(default=0.01, metadata={
+        "help": "AdamW weight decay.",
+        "source": "official `weight_decay`"})
+    grad_clip: float = field(default=1.0, metadata={
+        "help": "Gradient-norm clip.",
+        "source": "official `grad_clip`"})
+    kl_coef: float = field(default=1e-3, metadata={
+        "help": "β0: initial KL coefficient.",
+        "source": "official `kl_coef`"})
+    kl_target: float = field(default=0.02, metadata={
+        "help": "KL target of the adaptive β controller.",
+        "source": "paper §3.4 / official `kl_target`"})
+    kl_adapt_rate: float = field(default=0.10, metadata={
+        "help": "Rate of β ← β·exp(rate·(KL−target)/target).",
+        "source": "official `kl_adapt_rate`"})
+    kl_min: float = field(default=1e-8, metadata={
+        "help": "Lower clip of β.",
+        "source": "official"})
+    kl_max: float = field(default=1e2, metadata={
+        "help": "Upper clip of β.",
+        "source": "official"})
+    baseline_momentum: float = field(default=0.9, metadata={
+        "help": "EMA momentum of the reward baselines b_sol, b_prop.",
+        "source": "official `momentum`"})
+    advantage: Literal["ema", "group"] = field(default="ema", metadata={
+        "help": "ema: r − b (paper); group: (r − mean)/std over the N (GRPO-style).",
+        "source": "kit"})
+    update: Literal["lora", "qlora", "full"] = field(default="lora", metadata={
+        "help": ("lora (paper), qlora (4-bit base weights, GPU; implies load_in_4bit) or full (all language-model "
+                 "weights)."),
+        "source": "paper §4.4"})
+    update_mode: Literal["auto", "batched", "sequential"] = field(default="auto", metadata={
+        "help": ("batched: N completions in one forward/backward; sequential: one AdamW step per completion, as "
+                 "official; auto: sequential under recipe='official', else batched."),
+        "source": "kit"})
+    kl_chunk_size: int = field(default=64, metadata={
+        "help": "Completion positions per chunk when computing the full-vocabulary KL.",
+        "source": "kit"})
 
     # --- LoRA -----------------------------------------------------------------------------
-    lora_r: int = 16
-    """LoRA rank r. official `lora_r`."""
-    lora_alpha: int = 32
-    """LoRA α. official `lora_alpha`."""
-    lora_dropout: float = 0.05
-    """LoRA dropout. official `lora_dropout`."""
-    lora_target_modules: tuple[str, ...] = LANGUAGE_MODEL_LORA_TARGETS
-    """Projection names adapted. paper recipe: in the language model only. official recipe: every module whose
-    name ends with one of them, so the vision blocks' MLPs too (the official list's extra `mm_projector`
-    matches nothing in Qwen2.5-VL)."""
-    freeze_vision: bool = True
-    """Vision tower frozen. official `freeze_vision`."""
+    lora_r: int = field(default=16, metadata={
+        "help": "LoRA rank r.",
+        "source": "official `lora_r`"})
+    lora_alpha: int = field(default=32, metadata={
+        "help": "LoRA α.",
+        "source": "official `lora_alpha`"})
+    lora_dropout: float = field(default=0.05, metadata={
+        "help": "LoRA dropout.",
+        "source": "official `lora_dropout`"})
+    lora_target_modules: tuple[str, ...] = field(default=LANGUAGE_MODEL_LORA_TARGETS, metadata={
+        "help": ("Projection names adapted. recipe='paper': in the language model only; recipe='official': every "
+                 "module whose name ends with one of them, so the vision blocks' MLPs too (the official list's extra "
+                 "`mm_projector` matches nothing in Qwen2.5-VL)."),
+        "source": "official `lora_targets`"})
+    freeze_vision: bool = field(default=True, metadata={
+        "help": "Vision tower frozen.",
+        "source": "official `freeze_vision`"})
 
     # --- run ------------------------------------------------------------------------------
-    seed: int = 42
-    """Seed of the image order, sampling and initialisation. official `seed`."""
-    total_steps: int = 100
-    """Training steps (one image each). official default 100 (paper run: 16180)."""
-    data_dir: str = "data/images"
-    """Image pool folder, scanned recursively. official `data_dir`."""
-    output_dir: str = "runs/evolmm"
-    """Where log.jsonl and checkpoint-<step>/ go. kit."""
-    save_every: int = 50
-    """Checkpoint every M steps (0: only at the end). official `save_every`."""
-    max_checkpoints: int = 2
-    """Keep the last K checkpoints. official `max_checkpoints`."""
-    report_to: str = "none"
-    """Tracker: none, tensorboard, trackio or wandb. kit."""
+    seed: int = field(default=42, metadata={
+        "help": "Seed of the image order, sampling and initialisation.",
+        "source": "official `seed`"})
+    total_steps: int = field(default=100, metadata={
+        "help": "Training steps (one image each).",
+        "source": "official default 100 (paper run: 16180)"})
+    data_dir: str = field(default="data/images", metadata={
+        "help": "Image pool folder, scanned recursively.",
+        "source": "official `data_dir`"})
+    output_dir: str = field(default="runs/evolmm", metadata={
+        "help": "Where log.jsonl and checkpoint-<step>/ go.",
+        "source": "kit"})
+    save_every: int = field(default=50, metadata={
+        "help": "Checkpoint every M steps (0: only at the end).",
+        "source": "official `save_every`"})
+    max_checkpoints: int = field(default=2, metadata={
+        "help": "Keep the last K checkpoints.",
+        "source": "official `max_checkpoints`"})
+    report_to: Literal["none", "tensorboard", "trackio", "wandb"] = field(default="none", metadata={
+        "help": "Tracker: none, tensorboard, trackio or wandb.",
+        "source": "kit"})
 
     def __post_init__(self) -> None:
         targets = self.lora_target_modules
@@ -154,20 +194,20 @@ class EvoLMMConfig:
             raise ConfigError(f"lora_target_modules={self.lora_target_modules!r}: expected module names "
                               "(a list, or a comma-separated string)")
         self.lora_target_modules = tuple(targets)
-        for f in dataclasses.fields(self):  # YAML 1.1 reads "1e-6" as a string: accept it for floats
-            v = getattr(self, f.name)
-            if f.type == "float" and isinstance(v, str):
+        for name, kind in _types().items():  # YAML 1.1 reads "1e-6" as a string: accept it for floats
+            v = getattr(self, name)
+            if kind is float and isinstance(v, str):
                 try:
-                    setattr(self, f.name, float(v))
+                    setattr(self, name, float(v))
                 except ValueError:
-                    raise ConfigError(f"{f.name}={v!r}: expected a number") from None
-            elif f.type == "float" and isinstance(v, int) and not isinstance(v, bool):
-                setattr(self, f.name, float(v))
+                    raise ConfigError(f"{name}={v!r}: expected a number") from None
+            elif kind is float and isinstance(v, int) and not isinstance(v, bool):
+                setattr(self, name, float(v))
         self.validate()
 
     # -- validation ---------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid field."""
+        """Raise :class:`ConfigError` naming the first invalid field; never changes a value."""
         for name in ("load_in_4bit", "freeze_vision"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected true or false")
@@ -175,7 +215,7 @@ class EvoLMMConfig:
             v = getattr(self, name)
             if not isinstance(v, str) or not v.strip():
                 raise ConfigError(f"{name}={v!r}: expected a folder path")
-        for name, choices in _CHOICES.items():
+        for name, choices in choices_of().items():
             if getattr(self, name) not in choices:
                 raise ConfigError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(choices)}")
         positive_ints = ("num_solver_samples", "max_new_tokens_solver", "max_new_tokens_proposer",
@@ -212,8 +252,6 @@ class EvoLMMConfig:
             raise ConfigError(f"model={self.model!r}: expected a preset name, hub id or path")
         if self.max_image_pixels is not None and (not isinstance(self.max_image_pixels, int) or self.max_image_pixels < 784):
             raise ConfigError(f"max_image_pixels={self.max_image_pixels!r}: expected None or an integer >= 784")
-        if self.update == "qlora" and not self.load_in_4bit:
-            self.load_in_4bit = True
         if self.recipe == "official":
             if self.update == "full":
                 raise ConfigError("recipe='official' with update='full': the official script's shared backbone "
@@ -224,10 +262,25 @@ class EvoLMMConfig:
             if self.images_per_step != 1:
                 raise ConfigError(f"images_per_step={self.images_per_step!r}: recipe='official' takes one image "
                                   "per step; use images_per_step=1 or recipe='paper'")
-            self.update_mode = "sequential"  # the official loop: one AdamW step per completion
-        if self.images_per_step > 1 and self.update_mode != "batched":
+            if self.update_mode == "batched":
+                raise ConfigError("update_mode='batched' with recipe='official': the official loop takes one AdamW step "
+                                  "per completion; use update_mode='auto' or 'sequential'")
+        if self.images_per_step > 1 and self.update_loop != "batched":
             raise ConfigError(f"images_per_step={self.images_per_step!r}: several images per step need "
                               "update_mode='batched' (one Solver generate and one update over all B×N answers)")
+
+    # -- what the settings imply ----------------------------------------------------------
+    @property
+    def load_4bit(self) -> bool:
+        """Whether the base weights load in 4 bits: ``load_in_4bit``, or ``update="qlora"``."""
+        return self.load_in_4bit or self.update == "qlora"
+
+    @property
+    def update_loop(self) -> str:
+        """``batched`` or ``sequential``: ``update_mode``, with ``auto`` → sequential under the official recipe."""
+        if self.update_mode != "auto":
+            return self.update_mode
+        return "sequential" if self.recipe == "official" else "batched"
 
     # -- (de)serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -274,21 +327,44 @@ class EvoLMMConfig:
         return self.replace(**values)
 
 
-def config_fields() -> list[dict[str, str]]:
-    """(name, default, doc) rows for documentation tables and notebooks."""
-    import inspect
+def _types() -> dict[str, Any]:
+    return get_type_hints(EvoLMMConfig)
 
-    src = inspect.getsource(EvoLMMConfig)
-    docs: dict[str, str] = {}
-    lines = src.splitlines()
-    for i, line in enumerate(lines):
-        s = line.strip()
-        if ":" in s and "=" in s and not s.startswith(("#", '"', "def", "@")) and i + 1 < len(lines):
-            name = s.split(":", 1)[0].strip()
-            nxt = lines[i + 1].strip()
-            if nxt.startswith('"""'):
-                docs[name] = nxt.strip('"')
-    return [
-        {"field": f.name, "default": repr(getattr(EvoLMMConfig(), f.name)), "meaning": docs.get(f.name, "")}
-        for f in dataclasses.fields(EvoLMMConfig)
-    ]
+
+def choices_of() -> dict[str, tuple[str, ...]]:
+    """Field → its allowed values, read from the ``Literal`` type of each choice field."""
+    return {name: get_args(t) for name, t in _types().items() if get_origin(t) is Literal}
+
+
+RECIPES = get_args(_types()["recipe"])
+
+
+def config_fields() -> list[dict[str, str]]:
+    """(field, default, meaning, source) rows for documentation tables and notebooks, from the metadata."""
+    return [{"field": f.name, "default": repr(f.default), "meaning": f.metadata["help"], "source": f.metadata["source"]}
+            for f in dataclasses.fields(EvoLMMConfig)]
+
+
+def _flag_type(t):
+    """The argparse ``type`` for a field: scalars as themselves, bools and None-able/tuple values as YAML."""
+    import yaml
+
+    if t in (int, float, str):
+        return t
+    return lambda raw: yaml.safe_load(raw)
+
+
+def add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One ``--field-name VALUE`` flag per config field, its help and source from the metadata (default: unset)."""
+    group = parser.add_argument_group("config fields (override --config; see papers/evolmm.md)")
+    for f in dataclasses.fields(EvoLMMConfig):
+        t = _types()[f.name]
+        choices = get_args(t) if get_origin(t) is Literal else None
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", default=None, choices=choices,
+                           type=None if choices else _flag_type(t), metavar=None if choices else f.name.upper(),
+                           help=f"{f.metadata['help']} [{f.metadata['source']}; default {f.default!r}]".replace("%", "%%"))
+
+
+def flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields set by :func:`add_config_flags` flags."""
+    return {f.name: v for f in dataclasses.fields(EvoLMMConfig) if (v := getattr(args, f"cfg_{f.name}", None)) is not None}

@@ -133,7 +133,7 @@ class RoleUpdater:
         group = None
         if self.config.advantage == "group" and size > 1:
             group = [a for i in range(0, len(rewards), size) for a in group_advantages(rewards[i:i + size])]
-        if self.config.update_mode == "sequential":
+        if self.config.update_loop == "sequential":
             if self.dist.enabled:
                 raise ValueError("update_mode='sequential' runs in one process; use 'batched' with several")
             result = UpdateResult()

@@ -151,7 +151,7 @@ class EvoLMMTrainer:
         changes every k steps, so the questions of the B images of each step up to and including its
         next update are drawn in ONE generate from the same adapter (same distribution, one call instead of k).
         """
-        if self.config.update_mode == "sequential":
+        if self.config.update_loop == "sequential":
             image, path = self._next_image()
             (proposal,), gen = propose_questions(self.backbone, [image], self.config)
             return image, path, proposal, gen, 0
@@ -174,7 +174,7 @@ class EvoLMMTrainer:
     def _solve(self, images, questions: list[str]) -> list[SolverSamples]:
         """N answers per (image, question): one batched generate for all B×N, or N single generates
         (sequential, as official; one image per step)."""
-        if self.config.update_mode == "batched":
+        if self.config.update_loop == "batched":
             return sample_answer_groups(self.backbone, images, questions, self.config)
         (image,), (question,) = images, questions
         parts = [sample_answers(self.backbone, image, question, self.config, num_samples=1)

@@ -71,8 +71,56 @@ def test_cli_style_overrides():
         EvoLMMConfig().with_overrides(["lr"])
 
 
-def test_qlora_implies_4bit():
-    assert EvoLMMConfig(update="qlora").load_in_4bit
+def test_qlora_implies_4bit_without_changing_the_field():
+    c = EvoLMMConfig(update="qlora")
+    assert c.load_4bit and c.load_in_4bit is False  # what the setting implies is read, not written back
+    assert EvoLMMConfig(load_in_4bit=True).load_4bit and not EvoLMMConfig().load_4bit
+
+
+@pytest.mark.parametrize("overrides", [
+    {}, {"update": "qlora"}, {"recipe": "official"}, {"lora_target_modules": ("q_proj",)}, {"lr": 2e-5},
+])
+def test_validate_never_changes_a_value(overrides):
+    c = EvoLMMConfig(**overrides)
+    before = c.to_dict()
+    c.validate()
+    assert c.to_dict() == before and c.update_mode == "auto"
+
+
+def test_every_field_has_help_and_source_metadata_and_choices_are_literal_types():
+    import dataclasses
+    from typing import Literal, get_origin, get_type_hints
+
+    from evolmm_lib.config import RECIPES, choices_of
+
+    for f in dataclasses.fields(EvoLMMConfig):
+        assert f.metadata["help"].strip() and f.metadata["source"].split()[0] in ("paper", "official", "kit"), f.name
+    hints = get_type_hints(EvoLMMConfig)
+    assert set(choices_of()) == {n for n, t in hints.items() if get_origin(t) is Literal} >= {"recipe", "update", "reward"}
+    assert choices_of()["update"] == ("lora", "qlora", "full") and RECIPES == ("paper", "official")
+    with pytest.raises(ConfigError, match="^advantage='grpo': expected one of ema, group$"):
+        EvoLMMConfig(advantage="grpo")
+
+
+def test_generated_flags_set_fields_with_the_right_precedence(tmp_path):
+    import argparse
+
+    from evolmm_lib import train_cli
+
+    p = argparse.ArgumentParser()
+    train_cli.add_arguments(p)
+    (tmp_path / "c.yaml").write_text("lr: 1e-3\nreward: discrete\nseed: 3\n")
+    args = p.parse_args(["--config", str(tmp_path / "c.yaml"), "--set", "seed=4", "--lr", "2e-5", "--freeze-vision",
+                         "false", "--lora-target-modules", "[q_proj, v_proj]", "--steps", "7", "--recipe", "official"])
+    c = train_cli.config_from_args(args)
+    assert (c.lr, c.reward, c.seed, c.freeze_vision, c.total_steps, c.recipe) == (2e-5, "discrete", 4, False, 7, "official")
+    assert c.lora_target_modules == ("q_proj", "v_proj")
+    assert train_cli.config_from_args(p.parse_args([])) == EvoLMMConfig()
+    help_text = p.format_help()
+    for f in ("--solver-soft-gamma", "--kl-target", "paper Eq. 3 / official `solver_soft_gamma`"):
+        assert f in " ".join(help_text.split())
+    with pytest.raises(SystemExit):
+        p.parse_args(["--update", "half"])
 
 
 @pytest.mark.parametrize("pair,field", [
@@ -102,7 +150,9 @@ def test_cli_main_prints_one_line_for_a_bad_override(tmp_path, capsys):
 
 def test_lora_targets_as_comma_string_and_recipe_constraints():
     assert EvoLMMConfig().with_overrides(["lora_target_modules=q_proj, v_proj"]).lora_target_modules == ("q_proj", "v_proj")
-    assert EvoLMMConfig(recipe="official").update_mode == "sequential"
+    assert EvoLMMConfig(recipe="official").update_loop == "sequential" and EvoLMMConfig().update_loop == "batched"
+    with pytest.raises(ConfigError, match="^update_mode='batched' with recipe='official'"):
+        EvoLMMConfig(recipe="official", update_mode="batched")
     with pytest.raises(ConfigError, match="^recipe='official' with update='full'"):
         EvoLMMConfig(recipe="official", update="full")
     with pytest.raises(ConfigError, match="^recipe='official' with backend='unsloth'"):

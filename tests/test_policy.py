@@ -265,7 +265,7 @@ def test_official_update_gradient_is_the_hand_written_loss(exact):
     (dropout off: the Solver's KL is exactly zero), gradient = ∇ A_i·meanNLL_i + β_i·KL_i per step."""
     backbone, gen, cfg = exact
     cfg = cfg.replace(recipe="official", grad_clip=1e9, lr=1e-3)
-    assert cfg.update_mode == "sequential"
+    assert cfg.update_loop == "sequential"
     rewards = [0.9, 0.2, 0.6]
     assert all(gen.texts), "every completion must re-tokenise to at least one token"
     u = RoleUpdater(backbone, "solver", cfg)
