@@ -423,3 +423,22 @@ def _small_init(original):
         self.warmstart = dict(TINY_RECIPE)
         self.n_pool = 30
     return init
+
+
+def test_noisy_targets_move_answers_to_a_neighbour_and_keep_the_mode():
+    from evolmm_lib.miniature.warmstart import WarmStartRecipe, noisy_targets
+
+    batch = [(None, "solver prompt", f"<answer>{n}</answer>") for n in range(7)] * 300
+    batch.append((None, "proposer prompt", "<question>How many shapes are in the image?</question>"))
+    out = noisy_targets(batch, 0.4, random.Random(0))
+    moved = Counter()
+    for (_, _, before), (_, _, after) in zip(batch, out):
+        if before.startswith("<question>"):
+            assert after == before  # Proposer targets are never touched
+            continue
+        n, m = int(before[8]), int(after[8])
+        assert abs(n - m) <= 1 and 0 <= m <= 6
+        moved[n] += n != m
+    assert all(0.3 < moved[n] / 300 < 0.5 for n in range(7))  # about q of each answer moved; the mode stays
+    assert noisy_targets(batch, 0.0, random.Random(0)) == batch
+    assert WarmStartRecipe(label_noise=0.0).key() == WarmStartRecipe().key() != WarmStartRecipe(label_noise=0.5).key()

@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ class WarmStartRecipe:
     logit_spread: float = 1.0
     """s: after the SFT, the final norm's weight is divided by s, so sampling at T gives what the SFT model
     gives at T·s: same greedy answer (mode), wider samples. s > 1 makes majority-of-N beat one sample."""
+    label_noise: float = 0.0
+    """q: each time a Solver target is drawn in the SFT, with probability q its answer is moved one count
+    up or down (direct variant): the mode stays right, samples spread onto the neighbours."""
 
     def base(self) -> "WarmStartRecipe":
         """The SFT recipe this one is derived from (itself when ``logit_spread`` is 1)."""
@@ -80,7 +84,7 @@ class WarmStartRecipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-_ADDED_FIELDS = {"proposer_grounded": False, "logit_spread": 1.0}
+_ADDED_FIELDS = {"proposer_grounded": False, "logit_spread": 1.0, "label_noise": 0.0}
 """Recipe fields added after RECIPE_VERSION 3, with the default that leaves a key unchanged."""
 
 
@@ -93,6 +97,19 @@ def examples(world: World, recipe: WarmStartRecipe) -> list[tuple]:
         if rng.random() < recipe.proposer_fraction and not (recipe.proposer_grounded and it.answer == 0):
             out.append((it.image, PROPOSER_PROMPT, f"<question>{it.question}</question>"))
     rng.shuffle(out)
+    return out
+
+
+def noisy_targets(batch: list[tuple], q: float, rng: random.Random) -> list[tuple]:
+    """``batch`` with each Solver answer ``<answer>n</answer>`` moved to n ± 1 (within 0–6) with probability q."""
+    out = []
+    for image, prompt, target in batch:
+        m = re.fullmatch(r"<answer>(\d)</answer>", target)
+        if m and rng.random() < q:
+            n = int(m.group(1))
+            n = n + 1 if n == 0 else n - 1 if n == 6 else n + rng.choice((-1, 1))
+            target = f"<answer>{n}</answer>"
+        out.append((image, prompt, target))
     return out
 
 
@@ -170,9 +187,12 @@ def train_warmstart(output_dir: str | Path, recipe: WarmStartRecipe = WarmStartR
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / recipe.warmup) * max(0.05, 1 - s / recipe.steps))
     losses = []
+    noise = random.Random(f"{recipe.seed}-label-noise")
     for step in range(recipe.steps):
         start = (step * recipe.batch_size) % len(data)
         batch = (data + data)[start: start + recipe.batch_size]
+        if recipe.label_noise:
+            batch = noisy_targets(batch, recipe.label_noise, noise)
         loss = sft_loss(model, processor, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
