@@ -34,8 +34,10 @@ class ImageError(ValueError):
         self.reason = reason
 
 
-SKIP_REASONS = ("missing", "empty", "unreadable")
-"""Why a pool file was skipped: gone since the scan, 0 bytes, not decodable as an image."""
+SKIP_REASONS = ("missing", "empty", "unreadable", "extreme_aspect")
+"""Why a pool file was skipped: gone since the scan, 0 bytes, not decodable as an image, too thin."""
+MAX_ASPECT_RATIO = 200
+"""Longest/shortest side beyond which Qwen2.5-VL's image processor refuses an image (``smart_resize``)."""
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
@@ -129,7 +131,11 @@ class ImagePool:
             if str(path) in self.skipped:
                 continue
             try:
-                return load_image(path), path
+                image = load_image(path)
+                if max(image.size) > MAX_ASPECT_RATIO * min(image.size):
+                    raise ImageError(f"{path}: {image.width}x{image.height} pixels, aspect ratio over "
+                                     f"{MAX_ASPECT_RATIO} (the image processor refuses it)", "extreme_aspect")
+                return image, path
             except ImageError as e:
                 self.skipped[str(path)] = e.reason
                 log.warning("skipping %s", e)

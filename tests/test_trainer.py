@@ -156,15 +156,18 @@ def test_bad_images_are_skipped_and_counted(tmp_path, tiny_backbone):
     make_images(d, 2)
     (d / "empty.png").write_bytes(b"")
     (d / "junk.jpg").write_text("not an image")
+    from PIL import Image
+
+    Image.new("RGB", (250, 1), "red").save(d / "thin.png")  # Qwen's processor refuses aspect ratios over 200
     cfg = cfg_for(tmp_path, total_steps=4)
     tr = EvoLMMTrainer(tiny_backbone, cfg, pool=ImagePool(str(d), 0))
     recs = [tr.step() for _ in range(3)]
-    assert recs[-1]["pool_skipped"] == 2
-    assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "unreadable": 1}
+    assert recs[-1]["pool_skipped"] == 3
+    assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "extreme_aspect": 1, "unreadable": 1}
     (d / "img_00.png").unlink()  # a file removed after the scan is skipped as missing
     recs += [tr.step() for _ in range(3)]
-    assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "missing": 1, "unreadable": 1}
-    assert all(r["image"].endswith(".png") and "empty" not in r["image"] for r in recs)
+    assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "extreme_aspect": 1, "missing": 1, "unreadable": 1}
+    assert all(r["image"].endswith(".png") and "empty" not in r["image"] and "thin" not in r["image"] for r in recs)
 
 
 def test_empty_or_all_bad_folder_is_one_clear_error(tmp_path, tiny_backbone):
