@@ -74,6 +74,14 @@ def checkpoints(output_dir: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def incomplete_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
+    """``checkpoint-<step>`` folders in ``output_dir`` that :func:`is_complete` rejects (copied in part, edited)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if _NAME.match(p.name) and p.is_dir() and not is_complete(p))
+
+
 def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     found = checkpoints(output_dir)
     return found[-1] if found else None

@@ -248,6 +248,10 @@ class EvoLMMTrainer:
 
     def resume(self, checkpoint: str | Path | None = None) -> bool:
         """Load the newest complete checkpoint (or ``checkpoint``); False when there is none."""
+        if checkpoint is None:
+            for bad in ckpt.incomplete_checkpoints(self.output_dir):
+                log.warning("%s is not a complete checkpoint (it needs %s and both roles' weights): not resumed "
+                            "from", bad, ckpt.STATE_FILE)
         checkpoint = checkpoint or ckpt.latest_checkpoint(self.output_dir)
         if checkpoint is None:
             return False

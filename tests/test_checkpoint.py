@@ -148,6 +148,18 @@ def test_one_definition_of_a_complete_checkpoint(tmp_path):
     assert [ckpt.is_complete(p) for p in (good, full, no_state, one_role)] == [True, True, False, False]
     assert ckpt.checkpoints(tmp_path / "train") == [full, good]
     assert newest_checkpoint(tmp_path) == good == ckpt.latest_checkpoint(tmp_path / "train")
+    assert ckpt.incomplete_checkpoints(tmp_path / "train") == [one_role, no_state]
+
+
+def test_resume_names_the_incomplete_checkpoints_it_passes_over(tmp_path, tiny_backbone, caplog):
+    cfg = small_config(tmp_path, total_steps=2, save_every=2)
+    EvoLMMTrainer(tiny_backbone, cfg).train()
+    partial = Path(cfg.output_dir) / "checkpoint-9"
+    (partial / "solver").mkdir(parents=True)  # e.g. a copy that stopped half-way
+    tr = EvoLMMTrainer(tiny_backbone, cfg)
+    with caplog.at_level("WARNING", logger="evolmm"):
+        assert tr.resume() and tr.global_step == 2
+    assert any("checkpoint-9 is not a complete checkpoint" in r.getMessage() for r in caplog.records)
 
 
 def test_full_update_checkpoint_restores_both_role_models(tmp_path):
