@@ -77,7 +77,7 @@ from IPython.display import display
 from evolmm_lib.backbone import load_backbone
 from evolmm_lib.evaluation import evaluate
 from evolmm_lib.evaluation.datasets import DatasetError, load_benchmark
-from evolmm_lib.evaluation.report import newest_checkpoint, paper_table, plot_deltas, side_by_side
+from evolmm_lib.evaluation.report import newest_checkpoint, paper_table, plot_deltas, side_by_side, summary_table
 
 out_dir = Path(run_dir) / "eval"
 out_dir.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ for name, recs in records.items():
                        train_pool=train_pool, output=out_dir / f"{name}-{role}.json", progress=False)
         results[name, role] = res
         summaries.append(res.summary)
-pd.DataFrame(summaries)[["benchmark", "role", "n", "score", "seconds", "items_per_s", "max_new_tokens"]]
+summary_table(summaries)
 
 # %% [markdown]
 # ## Beside the paper

@@ -67,3 +67,14 @@ def test_notebook_05_in_the_chain(tiny_config, tmp_path, benchmarks_dir):
     assert (run / "eval" / "deltas.png").stat().st_size > 0
     source = json.loads((run.parent / "run" / "05_evaluation.ipynb").read_text())
     assert any("checkpoint-3" in "".join(o.get("text", "")) for c in source["cells"] for o in c.get("outputs", []))
+
+
+def test_no_benchmark_data_gives_empty_tables_not_an_error():
+    """Notebook 05 without any benchmark folder: the summary is empty, the paper's table still shows."""
+    from evolmm_lib.evaluation.report import SUMMARY_COLUMNS, plot_deltas, summary_table
+
+    assert list(summary_table([]).columns) == SUMMARY_COLUMNS and summary_table([]).empty
+    paper = paper_table()
+    table = side_by_side([], paper)
+    assert list(table.index) == list(paper.index) and table["n"].isna().all()
+    plot_deltas(table)

@@ -32,9 +32,20 @@ def paper_table(path: str | os.PathLike = PAPER_RESULTS, model: str = "Qwen2.5-V
     return table
 
 
+SUMMARY_COLUMNS = ["benchmark", "role", "n", "score", "seconds", "items_per_s", "max_new_tokens"]
+"""The columns of an evaluation summary that notebook 05 shows."""
+
+
+def summary_table(summaries: list[dict]) -> pd.DataFrame:
+    """One row per (benchmark, role) evaluation: :data:`SUMMARY_COLUMNS` (empty when nothing was evaluated)."""
+    return pd.DataFrame(summaries, columns=SUMMARY_COLUMNS) if not summaries else pd.DataFrame(summaries)[SUMMARY_COLUMNS]
+
+
 def kit_table(summaries: list[dict]) -> pd.DataFrame:
     """Benchmark × role (base, solver) scores from :func:`~evolmm_lib.evaluation.runner.evaluate` summaries."""
     df = pd.DataFrame(summaries)
+    if df.empty:  # no benchmark data loaded: an empty table, not an error
+        return pd.DataFrame(columns=["n"], index=pd.Index([], name="benchmark"))
     table = df.pivot_table(index="benchmark", columns="role", values="score", aggfunc="first")
     table.columns = [f"kit {c}" for c in table.columns]
     if {"kit base", "kit solver"} <= set(table.columns):
