@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,10 +328,13 @@ class EvoLMMConfig:
         return self.replace(**values)
 
 
+@functools.cache
 def _types() -> dict[str, Any]:
+    """Each field's resolved type (read once: every config construction and validation uses it)."""
     return get_type_hints(EvoLMMConfig)
 
 
+@functools.cache
 def choices_of() -> dict[str, tuple[str, ...]]:
     """Field → its allowed values, read from the ``Literal`` type of each choice field."""
     return {name: get_args(t) for name, t in _types().items() if get_origin(t) is Literal}
@@ -347,21 +351,16 @@ def config_fields() -> list[dict[str, str]]:
 
 def _flag_type(t):
     """The argparse ``type`` for a field: scalars as themselves, bools and None-able/tuple values as YAML."""
-    import yaml
-
-    if t in (int, float, str):
-        return t
-    return lambda raw: yaml.safe_load(raw)
+    return t if t in (int, float, str) else yaml.safe_load
 
 
 def add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One ``--field-name VALUE`` flag per config field, its help and source from the metadata (default: unset)."""
     group = parser.add_argument_group("config fields (override --config; see papers/evolmm.md)")
     for f in dataclasses.fields(EvoLMMConfig):
-        t = _types()[f.name]
-        choices = get_args(t) if get_origin(t) is Literal else None
+        choices = choices_of().get(f.name)
         group.add_argument("--" + f.name.replace("_", "-"), dest=f"cfg_{f.name}", default=None, choices=choices,
-                           type=None if choices else _flag_type(t), metavar=None if choices else f.name.upper(),
+                           type=None if choices else _flag_type(_types()[f.name]), metavar=None if choices else f.name.upper(),
                            help=f"{f.metadata['help']} [{f.metadata['source']}; default {f.default!r}]".replace("%", "%%"))
 
 
