@@ -207,10 +207,16 @@ class EvoLMMTrainer:
         return records
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self, rank_state: dict | None = None) -> dict:
+        """Everything resume needs, as plain data; ``rank_state``: this rank's RNG and queue, if already taken."""
+        rank_state = rank_state or self._rank_state()
         return {"step": self.global_step, "solver": self.solver.state_dict(), "proposer": self.proposer.state_dict(),
-                "rng": ckpt.rng_state(), "pool": {"position": self.pool.position, "skipped": dict(self.pool.skipped)},
-                "proposer_queue": self._queue_state(), "config": self.config.to_dict()}
+                "rng": rank_state["rng"], "pool": {"position": self.pool.position, "skipped": dict(self.pool.skipped)},
+                "proposer_queue": rank_state["proposer_queue"], "config": self.config.to_dict()}
+
+    def _rank_state(self) -> dict:
+        """What differs between ranks: the generators and the queued Proposer questions."""
+        return {"rng": ckpt.rng_state(), "proposer_queue": self._queue_state()}
 
     def _queue_state(self) -> dict | None:
         """The queued Proposer questions as plain data (the images are read back from their paths)."""
@@ -231,11 +237,12 @@ class EvoLMMTrainer:
         """Write ``checkpoint-<step>`` (rank 0; all ranks wait for it)."""
         path = None
         # each rank samples with its own generators and queues its own questions: keep every rank's
-        ranks = self.dist.gather_objects({"rng": ckpt.rng_state(), "proposer_queue": self._queue_state()})
+        mine = self._rank_state()
+        ranks = self.dist.gather_objects(mine)
         weights = self.dist.full_weights(self.backbone)  # FSDP: whole tensors from the shards, else None
         optimizers = self.dist.full_optimizer_states(self.backbone, self._optimizers())
         if self.is_main:
-            state = self.state_dict()
+            state = self.state_dict(mine)
             if self.dist.enabled:
                 state["ranks"] = ranks
             for role, opt_state in (optimizers or {}).items():
