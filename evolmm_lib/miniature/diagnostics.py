@@ -15,6 +15,22 @@ from collections import Counter
 from .world import World, pool_answer
 
 
+def phases(items: list) -> dict[str, list]:
+    """A run's ``early`` and ``late`` parts: its first and last quarter (at least one item each)."""
+    q = max(1, len(items) // 4)
+    return {"early": items[:q], "late": items[-q:]}
+
+
+def own_answer(rec: dict, world: World) -> tuple[str | None, float | None]:
+    """The exact answer of a step's question about its pool image and the share of the N samples that
+    gave it; (None, None) when the question is not one of the world's."""
+    truth = pool_answer(world, rec["image"], rec["question"])
+    if truth is None:
+        return None, None
+    answers = rec["solver_answers_normalized"]
+    return str(truth), sum(a == str(truth) for a in answers) / len(answers)
+
+
 def net_push(answers: list[str], advantages: list[float], answer: str) -> float:
     """Σ A_i over the samples that gave ``answer`` (> 0: the update makes it more likely)."""
     return sum(a_i for ans, a_i in zip(answers, advantages) if ans == answer)
@@ -27,11 +43,10 @@ def step_series(logs: list[dict], world: World) -> tuple[list[dict], str]:
     series = []
     for rec in logs:
         answers, adv = rec["solver_answers_normalized"], rec["solver_advantages"]
-        truth = pool_answer(world, rec["image"], rec["question"])
-        truth = None if truth is None else str(truth)
+        truth, own_sampled_correct = own_answer(rec, world)
         series.append({
             "step": rec["step"], "agreement": rec["majority_fraction"], "majority": rec["majority_answer"],
-            "truth": truth, "own_sampled_correct": None if truth is None else sum(a == truth for a in answers) / len(answers),
+            "truth": truth, "own_sampled_correct": own_sampled_correct,
             "push_majority": net_push(answers, adv, rec["majority_answer"]),
             "push_global": net_push(answers, adv, top),
             "push_truth": None if truth is None else net_push(answers, adv, truth),
@@ -58,7 +73,7 @@ def push_shares(series: list[dict], top: str) -> dict:
 def answer_distribution(logs: list[dict], world: World) -> dict:
     """Shares of the Solver's sampled answers and of the true answers of its own questions."""
     sampled = Counter(a for rec in logs for a in rec["solver_answers_normalized"])
-    truth = Counter(str(t) for rec in logs if (t := pool_answer(world, rec["image"], rec["question"])) is not None)
+    truth = Counter(t for rec in logs if (t := own_answer(rec, world)[0]) is not None)
     ns, nt = max(1, sum(sampled.values())), max(1, sum(truth.values()))
     return {"sampled": {a: n / ns for a, n in sorted(sampled.items())},
             "truth": {a: n / nt for a, n in sorted(truth.items())}}
@@ -67,8 +82,6 @@ def answer_distribution(logs: list[dict], world: World) -> dict:
 def run_diagnostics(logs: list[dict], world: World) -> dict:
     """Everything above for one run; early/late = first/last quarter of the steps."""
     series, top = step_series(logs, world)
-    q = max(1, len(logs) // 4)
     return {"global_answer": top, "series": series,
-            "shares": {"all": push_shares(series, top), "early": push_shares(series[:q], top),
-                       "late": push_shares(series[-q:], top)},
-            "answers": {"early": answer_distribution(logs[:q], world), "late": answer_distribution(logs[-q:], world)}}
+            "shares": {"all": push_shares(series, top), **{k: push_shares(part, top) for k, part in phases(series).items()}},
+            "answers": {k: answer_distribution(part, world) for k, part in phases(logs).items()}}

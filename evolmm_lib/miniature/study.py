@@ -22,10 +22,10 @@ import torch
 
 from ..config import EvoLMMConfig
 from .arms import ARMS, arm_config, make_trainer
-from .diagnostics import run_diagnostics
+from .diagnostics import own_answer, phases, run_diagnostics
 from .metrics import evaluate, without_items
 from .warmstart import WarmStartRecipe, ensure_warmstart, warmstart_info
-from .world import World, check_pool_disjoint, make_world, parse_world_question, pool_answer
+from .world import World, check_pool_disjoint, make_world, parse_world_question
 
 DEFAULT_ARMS = ("continuous", "oracle", "none")
 """The default study (under 20 CPU-minutes for 3 seeds on 2 cores); `discrete` runs with `--arms`."""
@@ -135,13 +135,12 @@ def own_question_accuracy(logs: list[dict], world: World) -> dict:
     """
     truth, sampled, majority = [], [], []
     for rec in logs:
-        t = pool_answer(world, rec["image"], rec["question"])
+        t, share = own_answer(rec, world)
         if t is None:
             continue
-        answers = rec["solver_answers_normalized"]
-        truth.append(str(t))
-        sampled.append(sum(a == str(t) for a in answers) / len(answers))
-        majority.append(float(rec["majority_answer"] == str(t)))
+        truth.append(t)
+        sampled.append(share)
+        majority.append(float(rec["majority_answer"] == t))
     n = len(truth)
     return {"world_question_rate": n / len(logs) if logs else float("nan"),
             "true_answer_rates": {a: c / n for a, c in sorted(Counter(truth).items())} if n else {},
@@ -150,9 +149,8 @@ def own_question_accuracy(logs: list[dict], world: World) -> dict:
 
 def _summarise_logs(logs: list[dict], world: World) -> dict:
     """First vs last quarter of a run: answer entropy, Proposer question templates, own-question accuracy."""
-    q = max(1, len(logs) // 4)
     out = {}
-    for name, part in (("early", logs[:q]), ("late", logs[-q:])):
+    for name, part in phases(logs).items():
         out[name] = {"entropy": [rec["entropy"] for rec in part],
                      "questions": dict(Counter(_template(rec["question"]) for rec in part)),
                      "own_questions": own_question_accuracy(part, world)}
