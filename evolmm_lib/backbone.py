@@ -232,7 +232,7 @@ def _load_transformers(model_id: str, config: EvoLMMConfig):
     if model_id.startswith("random:"):
         from .random_presets import load_random
 
-        return load_random(model_id, resolve_dtype(config.dtype), "auto" if cuda_available() else None,
+        return load_random(model_id, resolve_dtype(config.dtype), place(model_id, config).device_map,
                            config.max_image_pixels, config.seed)
     kwargs = {"dtype": resolve_dtype(config.dtype)}
     if config.load_4bit:
@@ -242,21 +242,38 @@ def _load_transformers(model_id: str, config: EvoLMMConfig):
 
         kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                            bnb_4bit_compute_dtype=resolve_dtype(config.dtype))
-    if cuda_available():
-        kwargs["device_map"] = "auto"
+    device_map = place(model_id, config).device_map
+    if device_map is not None:
+        kwargs["device_map"] = device_map
     model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
     processor = AutoProcessor.from_pretrained(model_id, **_processor_kwargs(config))
     return model, processor
+
+
+def place(model_id: str, config: EvoLMMConfig):
+    """This process's :class:`~evolmm_lib.placement.Placement` of ``model_id`` (one rule for every loader)."""
+    from .placement import loaded_weight_bytes, placement_for
+
+    size = None
+    if cuda_available():  # the size matters only to choose among GPUs
+        size = loaded_weight_bytes(model_id, resolve_dtype(config.dtype).itemsize, config.load_4bit)
+    placement = placement_for(size, config.model)
+    log.info("placement: %s", placement.reason)
+    return placement
 
 
 def _processor_kwargs(config: EvoLMMConfig) -> dict:
     return {"max_pixels": config.max_image_pixels} if config.max_image_pixels else {}
 
 
-def unsloth_load_kwargs(config: EvoLMMConfig) -> dict:
-    """Keywords the kit passes to Unsloth's ``FastVisionModel.from_pretrained`` (guarded by a test)."""
-    return {"load_in_4bit": config.load_4bit, "use_gradient_checkpointing": "unsloth",
-            "full_finetuning": config.update == "full", "dtype": resolve_dtype(config.dtype)}
+def unsloth_load_kwargs(config: EvoLMMConfig, device_map: str | dict | None = None) -> dict:
+    """Keywords the kit passes to Unsloth's ``FastVisionModel.from_pretrained`` (guarded by a test);
+    ``device_map`` from :func:`place` (Unsloth's own default is one sequential fill of every GPU)."""
+    kwargs = {"load_in_4bit": config.load_4bit, "use_gradient_checkpointing": "unsloth",
+              "full_finetuning": config.update == "full", "dtype": resolve_dtype(config.dtype)}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    return kwargs
 
 
 def unsloth_peft_kwargs(config: EvoLMMConfig) -> dict:
@@ -272,7 +289,8 @@ def _load_unsloth(model_id: str, config: EvoLMMConfig):
         raise BackboneError(f"{model_id}: random presets load through backend='transformers'")
     from unsloth import FastVisionModel  # imported only here: it needs a GPU
 
-    model, processor = FastVisionModel.from_pretrained(model_id, **unsloth_load_kwargs(config))
+    model, processor = FastVisionModel.from_pretrained(
+        model_id, **unsloth_load_kwargs(config, place(model_id, config).device_map))
     if config.max_image_pixels:
         from transformers import AutoProcessor
 

@@ -113,10 +113,14 @@ def load_random(name: str, dtype, device_map=None, max_image_pixels: int | None 
     tok = processor.tokenizer
     ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
     config = build_config(name, ids)
-    device = "cuda" if device_map is not None and torch.cuda.is_available() else "cpu"
     torch.manual_seed(seed)
-    with torch.device(device):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+    if device_map == "auto":  # larger than one GPU: built empty, then each layer initialised on its own GPU
+        model = _build_spread(config, dtype)
+        device = "cuda (auto)"
+    else:
+        device = "cpu" if device_map is None else f"cuda:{device_map['']}"
+        with torch.device(device):
+            model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
     model.eval()
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"], eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
@@ -127,3 +131,28 @@ def load_random(name: str, dtype, device_map=None, max_image_pixels: int | None 
     log.info("%s: real shapes, random weights, %.2fB parameters (%s, %s); tokenizer: the tiny model's", name,
              n / 1e9, str(dtype).replace("torch.", ""), device)
     return model, processor
+
+
+def _build_spread(config, dtype, max_memory: dict | None = None):
+    """The model with its layers spread over the visible GPUs (``device_map="auto"``), random weights
+    initialised in place: no device ever holds the whole model. ``max_memory`` as in accelerate (tests)."""
+    import torch
+    from accelerate import dispatch_model, infer_auto_device_map, init_empty_weights
+    from accelerate.utils import set_module_tensor_to_device
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    with init_empty_weights(include_buffers=False):  # parameters on "meta", buffers (rotary) real
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+    model.tie_weights()
+    device_map = infer_auto_device_map(model, max_memory=max_memory, dtype=dtype,
+                                       no_split_module_classes=model._no_split_modules)
+    for name, param in model.named_parameters():
+        owner = max((m for m in device_map if m == "" or name == m or name.startswith(m + ".")), key=len)
+        set_module_tensor_to_device(model, name, device_map[owner],
+                                    value=torch.empty(param.shape, dtype=dtype, device=device_map[owner]))
+    for module in model.modules():  # the model's own initialisation, module by module, where each one lives
+        module._is_hf_initialized = False
+    model.tie_weights()  # the 3B's head shares the embedding: point it at the materialised one
+    model.init_weights()
+    model.hf_device_map = device_map
+    return dispatch_model(model, device_map)

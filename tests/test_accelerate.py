@@ -240,16 +240,12 @@ def test_sigkill_then_resume_under_two_processes_is_bit_identical(tmp_path):
 
 
 def test_memory_estimate_counts_the_tiny_model_exactly():
-    """configs/accelerate/memory.py's parameter formula, applied to the tiny model, gives its exact count."""
-    import importlib.util
-
+    """evolmm_lib.memory's parameter formula, applied to the tiny model, gives its exact count."""
     from transformers import AutoConfig, AutoModelForImageTextToText
 
+    from evolmm_lib import memory
     from evolmm_lib.backbone import load_backbone, resolve_model
 
-    spec = importlib.util.spec_from_file_location("accelerate_memory", REPO / "configs" / "accelerate" / "memory.py")
-    memory = sys.modules["accelerate_memory"] = importlib.util.module_from_spec(spec)  # dataclasses look it up
-    spec.loader.exec_module(memory)
     path = resolve_model("tiny")
     shapes = memory.shapes_of(AutoConfig.from_pretrained(path))
     model = AutoModelForImageTextToText.from_pretrained(path)

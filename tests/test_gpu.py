@@ -96,3 +96,45 @@ def test_device_check_cpu_dry_run_prints_the_table(tmp_path):
     table = (tmp_path / "table.txt").read_text()
     assert "tiny kit sequential" in table and "tiny kit batched" in table and "peak MiB" in table
     assert (tmp_path / "log.txt").is_file()
+
+
+@cuda
+def test_one_process_loads_onto_one_gpu_with_a_one_entry_device_map():
+    """One process, tiny model: the placement puts it whole on cuda:0 (accelerate's prepare accepts the map)."""
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+
+    bb = load_backbone("tiny", config=EvoLMMConfig(backend="transformers", dtype="bfloat16"))
+    base = bb.model.get_base_model()
+    assert bb.device == torch.device("cuda", 0)
+    assert len(getattr(base, "hf_device_map", {"": 0})) == 1
+
+
+@cuda
+def test_a_distributed_rank_loads_onto_its_own_gpu(monkeypatch):
+    """Under a launcher (WORLD_SIZE > 1) rank r loads onto cuda:r, never device_map='auto'."""
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+
+    rank = min(1, torch.cuda.device_count() - 1)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", str(rank))
+    bb = load_backbone("tiny", config=EvoLMMConfig(backend="transformers", dtype="bfloat16"))
+    assert bb.device == torch.device("cuda", rank)
+    assert getattr(bb.model.get_base_model(), "hf_device_map", {"": rank}) == {"": rank}
+
+
+@cuda
+def test_a_model_larger_than_the_visible_gpus_is_refused_before_any_weight_is_built():
+    """random:qwen2.5-vl-72b in bf16 (137 GiB of weights) on one GPU: one line, nothing allocated."""
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.errors import UserError
+
+    if torch.cuda.device_count() > 1:
+        pytest.skip("several GPUs: the 72B would be spread over them")
+    torch.cuda.reset_peak_memory_stats()
+    with pytest.raises(UserError, match="does not fit") as e:
+        load_backbone("random:qwen2.5-vl-72b", config=EvoLMMConfig(backend="transformers", dtype="bfloat16"))
+    assert "\n" not in str(e.value)
+    assert torch.cuda.max_memory_allocated() < 1 * 1024**3

@@ -96,9 +96,11 @@ def _missing(kwargs: dict, sig: dict) -> list[str]:
 
 def test_from_pretrained_names_every_keyword_the_kit_passes(probe):
     for config in _configs():
-        assert not _missing(bb.unsloth_load_kwargs(config), probe["from_pretrained"]), (
+        kwargs = bb.unsloth_load_kwargs(config, {"": 0})  # with the placement's device_map, as on a GPU
+        assert "device_map" in kwargs
+        assert not _missing(kwargs, probe["from_pretrained"]), (
             f"FastVisionModel.from_pretrained (unsloth {probe['unsloth']}) has no parameter(s) "
-            f"{_missing(bb.unsloth_load_kwargs(config), probe['from_pretrained'])}; its **kwargs would pass them to "
+            f"{_missing(kwargs, probe['from_pretrained'])}; its **kwargs would pass them to "
             "transformers silently")
     assert probe["from_pretrained"]["named"][0] == "model_name"  # the kit passes the model id positionally
 
@@ -180,7 +182,7 @@ def test_pip_check_has_no_conflict_on_the_training_stack():
 
 def test_kit_keywords_are_the_ones_backbone_uses():
     # The loaders must route through the exposed keyword functions (so the checks above see the real calls).
-    assert "unsloth_load_kwargs(config)" in inspect.getsource(bb._load_unsloth)
+    assert "unsloth_load_kwargs(config, place(model_id, config).device_map)" in inspect.getsource(bb._load_unsloth)
     assert "unsloth_peft_kwargs(config)" in inspect.getsource(bb._add_lora_unsloth)
 
 

@@ -2,95 +2,12 @@
 
     python configs/accelerate/memory.py            # the table in configs/accelerate/README.md
 
-Parameter counts are computed from the public Qwen2.5-VL ``config.json`` shapes below (the same
-formula, applied to the kit's tiny model, gives its exact parameter count: tests/test_accelerate.py).
-Counted: the frozen base (or reference copy), both roles' trainable weights, their gradients and
-AdamW's two moments, all in the stored dtype (the kit loads bf16 on GPUs and trains in it; peft keeps LoRA weights in
-float32). Not counted: activations, the generation KV cache, CUDA/NCCL workspaces (a few GB).
+The formulas live in :mod:`evolmm_lib.memory` (read its docstring for what is counted).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-GiB = 1024**3
-
-
-@dataclass(frozen=True)
-class Shapes:
-    """The fields of a Qwen2.5-VL ``config.json`` that fix its parameter count."""
-
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    vocab: int
-    tied: bool
-    vision_hidden: int = 1280
-    vision_intermediate: int = 3420
-    vision_depth: int = 32
-    patch: int = 14
-    temporal_patch: int = 2
-    merge: int = 2
-
-
-PUBLIC = {  # Qwen/Qwen2.5-VL-*-Instruct config.json
-    "qwen2.5-vl-3b": Shapes(2048, 11008, 36, 16, 2, 151936, True),
-    "qwen2.5-vl-7b": Shapes(3584, 18944, 28, 28, 4, 152064, False),
-    "qwen2.5-vl-72b": Shapes(8192, 29568, 80, 64, 8, 152064, False),
-}
-LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def shapes_of(config) -> Shapes:
-    """:class:`Shapes` from a transformers ``Qwen2_5_VLConfig``."""
-    t, v = config.text_config, config.vision_config
-    return Shapes(t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads,
-                  t.num_key_value_heads, t.vocab_size, bool(config.tie_word_embeddings), v.hidden_size,
-                  v.intermediate_size, v.depth, v.patch_size, v.temporal_patch_size, v.spatial_merge_size)
-
-
-def linear_shapes(s: Shapes) -> dict[str, tuple[int, int]]:
-    """(in, out) of each adapted projection of one decoder layer."""
-    kv = s.hidden // s.heads * s.kv_heads
-    return {"q_proj": (s.hidden, s.hidden), "k_proj": (s.hidden, kv), "v_proj": (s.hidden, kv),
-            "o_proj": (s.hidden, s.hidden), "gate_proj": (s.hidden, s.intermediate),
-            "up_proj": (s.hidden, s.intermediate), "down_proj": (s.intermediate, s.hidden)}
-
-
-def language_parameters(s: Shapes) -> int:
-    """Decoder layers (q/k/v biased), embeddings, final norm, and the head when not tied."""
-    lin = linear_shapes(s)
-    kv = lin["k_proj"][1]
-    layer = sum(i * o for i, o in lin.values()) + s.hidden + 2 * kv + 2 * s.hidden
-    return s.layers * layer + s.vocab * s.hidden * (1 if s.tied else 2) + s.hidden
-
-
-def vision_parameters(s: Shapes) -> int:
-    """Patch embedding, blocks (biased qkv/proj/MLP, two RMSNorms), patch merger into the LM width."""
-    h, i = s.vision_hidden, s.vision_intermediate
-    block = (h * 3 * h + 3 * h) + (h * h + h) + 2 * (h * i + i) + (i * h + h) + 2 * h
-    merged = h * s.merge**2
-    merger = h + merged * merged + merged + merged * s.hidden + s.hidden
-    return 3 * s.temporal_patch * s.patch**2 * h + s.vision_depth * block + merger
-
-
-def lora_parameters(s: Shapes, r: int, targets=LORA_TARGETS) -> int:
-    """One adapter: r·(in + out) per adapted projection per layer."""
-    return s.layers * sum(r * (i + o) for name, (i, o) in linear_shapes(s).items() if name in targets)
-
-
-def per_gpu_gib(s: Shapes, update: str, gpus: int, sharded: bool, r: int = 16, dtype_bytes: int = 2) -> float:
-    """Weights + gradients + AdamW moments per GPU (see the module docstring for what is left out)."""
-    total = language_parameters(s) + vision_parameters(s)
-    if update == "lora":  # one base, two float32 adapters: weight, grad, 2 moments = 16 B per parameter
-        return (total * dtype_bytes + 2 * lora_parameters(s, r) * 16) / (gpus if sharded else 1) / GiB
-    # full: two role copies whose language model trains (weight, grad, 2 moments), sharded under FSDP,
-    # and the frozen reference copy, whole on every GPU
-    roles = 2 * total * dtype_bytes + 2 * language_parameters(s) * 3 * dtype_bytes
-    return (roles / (gpus if sharded else 1) + total * dtype_bytes) / GiB
-
+from evolmm_lib.memory import PUBLIC, model_parameters, per_gpu_gib
 
 CONFIGS = [  # (accelerate config, model, update, GPUs, sharded)
     ("lora-7b-1gpu.yaml", "qwen2.5-vl-7b", "lora", 1, False),
@@ -105,7 +22,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for name, model, update, gpus, sharded in CONFIGS:
         s = PUBLIC[model]
-        params = (language_parameters(s) + vision_parameters(s)) / 1e9
+        params = model_parameters(s) / 1e9
         print(f"| `{name}` | {model} | {params:.2f} B | {update} | {gpus} | "
               f"{per_gpu_gib(s, update, gpus, sharded):.1f} GiB |")
 
