@@ -29,9 +29,10 @@
 
 # %%
 # Colab only: use the kit if this runtime already holds it, else clone it; install it with its extras
-# (the `gpu` extra: Unsloth) and work in its notebooks/ folder. Elsewhere this cell does nothing.
+# (the `gpu` extra: Unsloth) into this kernel's own Python (%pip) and work in its notebooks/ folder.
+# Elsewhere this cell does nothing.
 import sys
-if "google.colab" in sys.modules:
+if "google.colab" in sys.modules:  # Colab's kernel imports google.colab when it starts
     import os
     import site
     kit_dir = "/content/evolmm"  # or a copy of the kit already in the runtime (e.g. on a mounted Drive)
@@ -39,9 +40,9 @@ if "google.colab" in sys.modules:
     if not os.path.isdir(os.path.join(kit_dir, "evolmm_lib")):
         if not kit_url:
             raise SystemExit(f"no kit in {kit_dir}: set kit_url (git URL) or kit_dir in this cell")
-        # !git clone --depth 1 {kit_url} {kit_dir}
+        # !git clone -q --depth 1 "{kit_url}" "{kit_dir}"
     # %cd {kit_dir}/notebooks
-    # !pip install -q -e "..[gpu]"
+    # %pip install -q -e "..[gpu]"
     for d in site.getsitepackages():
         site.addsitedir(d)  # read the new editable-install .pth now, without restarting the runtime
 
