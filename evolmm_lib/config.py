@@ -186,6 +186,10 @@ class EvoLMMConfig:
     report_to: Literal["none", "tensorboard", "trackio", "wandb"] = field(default="none", metadata={
         "help": "Tracker: none, tensorboard, trackio or wandb.",
         "source": "kit"})
+    signal_window: int = field(default=50, metadata={
+        "help": ("Every this many steps, check the last this many for a reward without signal (identical Solver "
+                 "samples, β at its floor, KL exactly 0) and warn once per cause (also in log.jsonl); 0: never."),
+        "source": "kit"})
 
     def __post_init__(self) -> None:
         targets = self.lora_target_modules
@@ -226,7 +230,7 @@ class EvoLMMConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"{name}={v!r}: expected an integer >= 1")
-        for name in ("save_every", "seed", "lora_alpha"):
+        for name in ("save_every", "seed", "lora_alpha", "signal_window"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ConfigError(f"{name}={v!r}: expected an integer >= 0")
@@ -289,10 +293,19 @@ class EvoLMMConfig:
         d["lora_target_modules"] = list(self.lora_target_modules)
         return d
 
-    def save_yaml(self, path: str | Path) -> Path:
+    def to_yaml(self, sources: dict[str, str] | None = None) -> str:
+        """One ``field: value`` line per field; with ``sources``, each followed by ``# from: <where it was set>``."""
+        lines = []
+        for key, value in self.to_dict().items():
+            line = f"{key}: {yaml.safe_dump([value], default_flow_style=True, width=10_000).strip()[1:-1]}"
+            lines.append(f"{line}  # from: {sources[key]}" if sources and key in sources else line)
+        return "\n".join(lines) + "\n"
+
+    def save_yaml(self, path: str | Path, sources: dict[str, str] | None = None) -> Path:
+        """Write :meth:`to_yaml` to ``path`` (it loads back with :meth:`from_yaml`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        path.write_text(self.to_yaml(sources))
         return path
 
     @classmethod
@@ -305,13 +318,7 @@ class EvoLMMConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "EvoLMMConfig":
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        values = yaml.safe_load(path.read_text()) or {}
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: expected a mapping of field: value")
-        return cls.from_dict(values)
+        return cls.from_dict(yaml_fields(path))
 
     def replace(self, **overrides: Any) -> "EvoLMMConfig":
         """A copy with ``overrides`` applied (validated)."""
@@ -319,13 +326,29 @@ class EvoLMMConfig:
 
     def with_overrides(self, pairs: list[str]) -> "EvoLMMConfig":
         """Apply ``field=value`` strings (values parsed as YAML scalars), as the CLI does."""
-        values: dict[str, Any] = {}
-        for pair in pairs:
-            if "=" not in pair:
-                raise ConfigError(f"{pair!r}: expected field=value")
-            key, raw = pair.split("=", 1)
-            values[key.strip()] = yaml.safe_load(raw)
-        return self.replace(**values)
+        return self.replace(**parse_overrides(pairs))
+
+
+def yaml_fields(path: str | Path) -> dict[str, Any]:
+    """The ``field: value`` mapping of a YAML config file (checked when a config is built from it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of field: value")
+    return values
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["lr=1e-5", "freeze_vision=false"]`` → ``{"lr": 1e-05, "freeze_vision": False}`` (YAML scalars)."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ConfigError(f"{pair!r}: expected field=value")
+        key, raw = pair.split("=", 1)
+        values[key.strip()] = yaml.safe_load(raw)
+    return values
 
 
 @functools.cache
@@ -338,6 +361,16 @@ def _types() -> dict[str, Any]:
 def choices_of() -> dict[str, tuple[str, ...]]:
     """Field → its allowed values, read from the ``Literal`` type of each choice field."""
     return {name: get_args(t) for name, t in _types().items() if get_origin(t) is Literal}
+
+
+@functools.cache
+def _defaults() -> tuple[tuple[str, Any], ...]:
+    return tuple((f.name, f.default) for f in dataclasses.fields(EvoLMMConfig))
+
+
+def field_defaults() -> dict[str, Any]:
+    """Field → its default value (the paper's / official values unless the field's source says "kit")."""
+    return dict(_defaults())
 
 
 RECIPES = get_args(_types()["recipe"])

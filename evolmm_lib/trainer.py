@@ -25,6 +25,7 @@ from .policy import RoleUpdater
 from .rewards import config_settings, pre_answer_word_count, score_group
 from .rollout import (Generation, Proposal, SolverSamples, effective_generation_settings, propose_questions, sample_answer_groups,
                       sample_answers)
+from .signals import SignalCheck
 
 log = logging.getLogger("evolmm")
 
@@ -48,6 +49,7 @@ class EvoLMMTrainer:
         self.last_saved_step = -1
         self.proposer_queue: dict | None = None  # questions drawn ahead (batched mode), see _next_question
         self.tracker = Tracker(config.report_to, self.output_dir, config) if self.is_main else None
+        self.signal_check = SignalCheck(config.signal_window, config.kl_min)
         self.generation_settings = effective_generation_settings(backbone, config)
         if self.is_main:
             log.info("recipe %s, sampling both roles with %s", config.recipe,
@@ -132,6 +134,12 @@ class EvoLMMTrainer:
             if self.dist.enabled:
                 record["images_all_ranks"] = self.dist.gather_objects(str(path))
             records.append(record)
+        no_signal = self.signal_check.observe(step, records)
+        if no_signal:
+            records[-1]["no_signal"] = no_signal
+            if self.is_main:
+                for cause in no_signal:
+                    log.warning("step %d: the reward carries no signal: %s", step, cause)
         if records[0]["skipped_updates"]:
             log.warning("step %d: non-finite loss, %d update(s) skipped", step, records[0]["skipped_updates"])
         if self.is_main:
@@ -341,8 +349,15 @@ class Tracker:
             self.run.finish()
 
 
-def train(config: EvoLMMConfig, backbone=None, resume: bool = False) -> EvoLMMTrainer:
-    """Load the backbone (unless given), resume if asked, run to ``config.total_steps``."""
+def train(config: EvoLMMConfig, backbone=None, resume: bool = False,
+          sources: dict[str, str] | None = None) -> EvoLMMTrainer:
+    """Load the backbone (unless given), resume if asked, run to ``config.total_steps``.
+
+    ``sources``: where each field's value came from (:func:`evolmm_lib.presets.resolve_config`), recorded
+    beside each value in ``output_dir/config.yaml``; inferred by comparison with the defaults when not given.
+    """
+    from .presets import infer_sources
+
     from .backbone import load_backbone
 
     out = Path(config.output_dir)
@@ -353,6 +368,6 @@ def train(config: EvoLMMConfig, backbone=None, resume: bool = False) -> EvoLMMTr
     if not (resume and trainer.resume()):
         (out / "log.jsonl").unlink(missing_ok=True)
     if trainer.is_main:
-        config.save_yaml(out / "config.yaml")
+        config.save_yaml(out / "config.yaml", sources or infer_sources(config))
     trainer.train()
     return trainer
