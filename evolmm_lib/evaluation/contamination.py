@@ -13,14 +13,15 @@ import warnings
 
 from PIL import Image
 
+from ..errors import UserError
 from ..images import ImageError, image_sha256, pixel_sha256, scan_images
 from .datasets import HUB_IMAGE_FIELDS, record_id
 
 log = logging.getLogger("evolmm")
 
 
-class ContaminationError(RuntimeError):
-    """The training pool overlaps the evaluated benchmark images."""
+class ContaminationError(UserError, RuntimeError):
+    """The training pool overlaps the evaluated benchmark images (a refusal the command line prints as one line)."""
 
 
 def pool_hashes(pool_dir: str | os.PathLike) -> dict[str, str]:
