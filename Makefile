@@ -14,7 +14,7 @@ export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
 # real benchmark samples (notebook 05, tests); the library reads them only from this setting
 export EVOLMM_BENCHMARKS_DIR ?= $(abspath $(CURDIR)/../shared/benchmarks)
 
-.PHONY: reproduce test test-official venv lab clean browser
+.PHONY: reproduce test test-official venv lab clean browser mutants
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements/cpu.txt pyproject.toml
@@ -47,6 +47,17 @@ test: venv $(VENV)/.installed-extras $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.inst
 test-official: venv
 	@test -n "$(OFFICIAL_SCRIPT)" || { echo "usage: make test-official OFFICIAL_SCRIPT=path/to/train.py"; exit 2; }
 	EVOLMM_OFFICIAL_SCRIPT=$(abspath $(OFFICIAL_SCRIPT)) $(PY) -m pytest -q tests/test_recipes.py -m official_live $(PYTEST_ARGS)
+
+# mutation testing of the core modules (rewards, policy, logprobs, rollout, checkpoint, evaluation scorers; the
+# list is [tool.mutmut] in pyproject.toml) against their fast tests; slow, so not part of make test. mutmut keeps
+# its results in mutants/ and re-tests only what changed; MUTANTS='evolmm_lib.rewards*' limits a run. The report
+# (runs/mutants/report.txt) lists every survivor not triaged in tests/mutants_equivalent.txt; one fails the target.
+MUTANTS ?=
+MUTANTS_JOBS ?= 2
+mutants: venv $(VENV)/.installed-extras
+	$(PY) -m pip install --quiet -r requirements/mutants.txt
+	OMP_NUM_THREADS=1 $(VENV)/bin/mutmut run --max-children $(MUTANTS_JOBS) $(MUTANTS)
+	$(PY) tests/mutants_report.py --out runs/mutants
 
 browser:
 	command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && \

@@ -71,3 +71,18 @@ def test_the_winning_value_is_validated(yaml_file):
     assert parse(["--config", yaml_file, "--set", "baseline_momentum=0.95"]).baseline_momentum == 0.95
     with pytest.raises(ConfigError, match="^baseline_momentum="):
         parse(["--config", yaml_file, "--baseline-momentum", "1.5"])
+
+
+def test_print_config_shows_the_winning_value_and_its_source(yaml_file, capsys):
+    """The same order through the command line's own report (``train --print-config`` loads nothing)."""
+    from evolmm_lib.__main__ import main
+
+    def printed(*argv):
+        assert main(["train", "--print-config", *argv]) == 0
+        return next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("weight_decay:"))
+
+    assert printed() == f"weight_decay: {DEFAULT}  # from: default"
+    assert printed("--config", yaml_file) == f"weight_decay: {CONFIG}  # from: --config {yaml_file}"
+    assert printed("--config", yaml_file, "--set", f"weight_decay={SET}") == f"weight_decay: {SET}  # from: --set"
+    assert printed("--weight-decay", str(FLAG), "--config", yaml_file, "--set", f"weight_decay={SET}") == (
+        f"weight_decay: {FLAG}  # from: flag")
