@@ -28,11 +28,12 @@ MINIATURE_TRAINING = {"lr": 1e-3, "kl_coef": 0.05, "kl_max": 1.0, "max_new_token
                       "max_new_tokens_proposer": 16, "total_steps": 200}
 """The miniature's validated run (notebook 04: LoRA lr 1e-3, β0 0.05, β ≤ 1, 16 tokens, 200 steps)."""
 
-SMALL_MODEL_EVALUATION = {"limit": 6, "max_new_tokens": 16}
-"""Notebook 05 on a CPU model: a handful of items per benchmark, short answers (a pipeline check)."""
+SMALL_MODEL_EVALUATION = {"limit": 6, "max_new_tokens": 16, "world_test_items": 100}
+"""Notebook 05 on a CPU model: a handful of items per benchmark, short answers (a pipeline check), and the
+miniature world's labelled test split."""
 
-FULL_EVALUATION = {"limit": None, "max_new_tokens": None}
-"""Every item, each task's own token budget (lmms-eval's)."""
+FULL_EVALUATION = {"limit": None, "max_new_tokens": None, "world_test_items": 0}
+"""Every item, each task's own token budget (lmms-eval's); no miniature-world section."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ class ResolvedConfig:
         """The config as YAML, each value followed by ``# from: <source>`` (loads back with ``--config``)."""
         return self.config.to_yaml(self.sources)
 
+    def describe(self) -> str:
+        """One line per field not left at its default: ``name = value  (source)``."""
+        values = self.config.to_dict()
+        return "\n".join(f"{k} = {values[k]!r}  ({src})" for k, src in self.sources.items() if src != "default")
+
 
 def resolve_config(*layers: tuple[str, dict[str, Any]], model: str | None = None) -> ResolvedConfig:
     """Apply ``layers`` — ``(label, {field: value})``, lowest precedence first — over the defaults, with the
@@ -84,6 +90,24 @@ def resolve_config(*layers: tuple[str, dict[str, Any]], model: str | None = None
         values["model"] = model
         sources["model"] = "argument"
     return ResolvedConfig(EvoLMMConfig.from_dict(values), {k: sources[k] for k in field_defaults()})
+
+
+def notebook_config(model: str, **parameters: Any) -> EvoLMMConfig:
+    """A notebook's config: its parameters (``None`` = the model's preset) over the preset; prints what is set."""
+    resolved = resolve_config(("notebook parameter", {"model": model, **{k: v for k, v in parameters.items()
+                                                                         if v is not None}}))
+    print(f"effective settings ({model}; every other field at its default):\n{resolved.describe()}")
+    return resolved.config
+
+
+def notebook_evaluation(model: str, **parameters: Any) -> dict[str, Any]:
+    """Notebook 05's evaluation settings: its parameters (``None`` = the model's preset) over the preset; printed."""
+    preset = model_preset(model)
+    settings = {**preset.evaluation, **{k: v for k, v in parameters.items() if v is not None}}
+    print(f"evaluation settings ({model}):", ", ".join(
+        f"{k}={v!r} ({'notebook parameter' if parameters.get(k) is not None else f'model preset ({preset.name})'})"
+        for k, v in settings.items()))
+    return settings
 
 
 def infer_sources(config: EvoLMMConfig) -> dict[str, str]:

@@ -24,8 +24,8 @@
 # **miniature world**: 112×112 images of 1–6 coloured squares and circles on a 4×4 grid, with counting
 # questions such as *How many red squares are in the image?* (`evolmm_lib.miniature.world`). It half-knows
 # that world, so its text is readable there, and nowhere else. `model = "tiny"` (random weights, gibberish) is for
-# tests and smoke runs. On a GPU set `model = "qwen2.5-vl-7b"` and a larger `max_new_tokens` in the parameters
-# cell (or `-p model qwen2.5-vl-7b` with papermill) and point the image parameters at real images.
+# tests and smoke runs. On a GPU set `model = "qwen2.5-vl-7b"` in the parameters cell (or `-p model=qwen2.5-vl-7b`
+# with papermill; the token budget follows the model) and point the image parameters at real images.
 
 # %%
 # Colab only: use the kit if this runtime already holds it, else clone it; install it with its extras
@@ -48,10 +48,11 @@ if "google.colab" in sys.modules:  # Colab's kernel imports google.colab when it
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these). Defaults: the miniature world's warm start on a CPU.
-# On a GPU: model = "qwen2.5-vl-7b", max_new_tokens = 128, image_path = "../data/images/bar_chart_1.png",
+# On a GPU: model = "qwen2.5-vl-7b", image_path = "../data/images/bar_chart_1.png",
 # question = "What is the value of the tallest bar?" (backend "auto" then picks Unsloth).
+# None = the model's preset (evolmm_lib.presets): miniature 16 tokens, hub models 128.
 model = "miniature"  # or "tiny" (random weights: tests), "qwen2.5-vl-7b", a hub id, a local folder
-max_new_tokens = 32
+max_new_tokens = None
 image_path = None  # None: the first held-out test image of the miniature world, with its question
 question = None
 run_dir = "../runs/notebooks"
@@ -64,13 +65,14 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from evolmm_lib.backbone import load_backbone, language_model_lora_regex
-from evolmm_lib.config import EvoLMMConfig
 from evolmm_lib.images import load_image
 from evolmm_lib.miniature.world import make_world
 
 out = Path(run_dir) / "01_backbone"
 out.mkdir(parents=True, exist_ok=True)
-config = EvoLMMConfig(model=model, max_new_tokens_solver=max_new_tokens, max_new_tokens_proposer=max_new_tokens)
+from evolmm_lib.presets import notebook_config
+
+config = notebook_config(model, max_new_tokens_solver=max_new_tokens, max_new_tokens_proposer=max_new_tokens)
 backbone = load_backbone(config=config)
 print("model:", backbone.name, "| backend:", backbone.backend, "| device:", backbone.device,
       "| dtype:", next(backbone.model.parameters()).dtype)

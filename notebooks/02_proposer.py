@@ -24,7 +24,7 @@
 # squares and circles on a 4×4 grid, with counting questions such as *How many red squares are in the image?*
 # (`evolmm_lib.miniature.world`). It half-knows that world, so its questions and answers are readable there.
 # `model = "tiny"` (random weights, gibberish) is for tests and smoke runs. On a GPU set
-# `model = "qwen2.5-vl-7b"`, a larger `max_new_tokens` and `data_dir = "../data/images"` (or your images).
+# `model = "qwen2.5-vl-7b"` and `image_dir = "../data/images"` (or your images); the token budget follows the model.
 
 # %%
 # Colab only: use the kit if this runtime already holds it, else clone it; install it with its extras
@@ -47,11 +47,12 @@ if "google.colab" in sys.modules:  # Colab's kernel imports google.colab when it
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these). Defaults: the miniature world's warm start on a CPU.
-# On a GPU: model = "qwen2.5-vl-7b", max_new_tokens = 128, num_images = 12, data_dir = "../data/images".
+# On a GPU: model = "qwen2.5-vl-7b", num_images = 12, image_dir = "../data/images".
+# None = the model's preset (evolmm_lib.presets): miniature 16 tokens, hub models 128.
 model = "miniature"  # or "tiny" (random weights: tests), "qwen2.5-vl-7b", a hub id, a local folder
 num_images = 9
-max_new_tokens = 48
-data_dir = None  # None: the miniature world's unlabelled pool, written to run_dir/world/pool
+max_new_tokens = None
+image_dir = None  # training images; None: the miniature world's unlabelled pool, written to run_dir/world/pool
 seed = 42
 run_dir = "../runs/notebooks"
 
@@ -63,7 +64,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from evolmm_lib.config import EvoLMMConfig
 from evolmm_lib import analysis
 from evolmm_lib.backbone import load_backbone
 from evolmm_lib.images import ImagePool
@@ -73,14 +73,16 @@ from evolmm_lib.rollout import propose_questions
 out = Path(run_dir) / "02_proposer"
 out.mkdir(parents=True, exist_ok=True)
 world = None
-if data_dir is None:
-    world, data_dir = W.write_world_images(Path(run_dir) / "world" / "pool")
-config = EvoLMMConfig(model=model, max_new_tokens_proposer=max_new_tokens, seed=seed, data_dir=str(data_dir))
+if image_dir is None:
+    world, image_dir = W.write_world_images(Path(run_dir) / "world" / "pool")
+from evolmm_lib.presets import notebook_config
+
+config = notebook_config(model, max_new_tokens_proposer=max_new_tokens, seed=seed, data_dir=str(image_dir))
 backbone = load_backbone(config=config)
-pool = ImagePool(str(data_dir), seed=seed)
+pool = ImagePool(str(image_dir), seed=seed)
 batch = [pool.next() for _ in range(min(num_images, len(pool.paths)))]
 images, paths = [b[0] for b in batch], [b[1] for b in batch]
-print(f"{len(pool.paths)} images in {data_dir}; this batch:", [Path(p).name for p in paths])
+print(f"{len(pool.paths)} images in {image_dir}; this batch:", [Path(p).name for p in paths])
 
 # %% [markdown]
 # ## Parsing with the official fallbacks

@@ -25,7 +25,8 @@
 # of CPU-minutes on 64 unlabelled world images. The Proposer asks the world's questions and the Solver agrees on
 # some and splits on others, so the rewards, β and KL move. It is a demonstration of the real loop, not a
 # reproduction: notebook 06 measures what self-evolution does to accuracy in this world. On a GPU the same cells
-# run Qwen2.5-VL-7B through Unsloth on real images (`model = "qwen2.5-vl-7b"`, `data_dir = "../data/images"`).
+# run Qwen2.5-VL-7B through Unsloth on real images (`model = "qwen2.5-vl-7b"`, `image_dir = "../data/images"`), and
+# the hyperparameters follow the model: the paper's values for a hub model, the miniature's own for the miniature.
 
 # %%
 # Colab only: use the kit if this runtime already holds it, else clone it; install it with its extras
@@ -48,27 +49,30 @@ if "google.colab" in sys.modules:  # Colab's kernel imports google.colab when it
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these). Defaults: the miniature world on a CPU, ~2 CPU-minutes.
-# On a GPU (Colab T4): model = "qwen2.5-vl-3b" (or "qwen2.5-vl-7b"), update = "qlora", steps = 500,
-# max_new_tokens = 128, lr = 1e-6, kl_coef = 1e-3, kl_max = 100, data_dir = "../data/images".
-# Paper run: model = "qwen2.5-vl-7b", update = "lora", steps = 16180 (kl_coef, kl_max: the official defaults).
+# None = the model's preset (evolmm_lib.presets; printed below): the miniature trains 200 steps with lr 1e-3,
+# β0 0.05, β ≤ 1 and 16 tokens (validated for it in notebook 06); a hub model, a local folder, random:* and tiny
+# get the paper's / official values (lr 1e-6, β0 1e-3, β ≤ 100, 128 tokens, 100 steps unless steps is set).
+# On a GPU (Colab T4): model = "qwen2.5-vl-3b", update = "qlora", steps = 500, image_dir = "../data/images".
+# Paper run: model = "qwen2.5-vl-7b", update = "lora", steps = 16180, image_dir = your raw-image pool.
 model = "miniature"        # or "tiny" (random weights: tests and smoke runs), a hub id, a local folder
 recipe = "paper"           # or "official": what the authors' src/train.py runs (papers/evolmm.md, "What the official code runs")
-steps = 200
+steps = None
 num_solver_samples = 5
 reward = "continuous"      # or "discrete" (ablation)
 advantage = "ema"          # or "group" (GRPO-style)
 update = "lora"            # or "qlora" (GPU), "full"
-max_new_tokens = 16
-lr = 1e-3                  # paper: 1e-6 for 7B; the 2.2M miniature needs a larger step to move in 200 steps
-kl_coef = 0.05             # β0 (official: 1e-3); adaptive β then chases the KL target
-kl_max = 1.0               # β's ceiling (official: 1e2, which runs away at this scale; notebook 06 uses 1.0 too)
+max_new_tokens = None      # both roles' budget
+lr = None                  # paper: 1e-6 for 7B; the 2.2M miniature needs a 1000x larger step to move in 200 steps
+kl_coef = None             # β0; adaptive β then chases the KL target
+kl_max = None              # β's ceiling (official: 1e2, which runs away at the miniature's scale)
 proposer_update_freq = 5
-data_dir = None            # None: the miniature world's unlabelled pool, written to run_dir/world/pool
+image_dir = None           # training images; None: the miniature world's unlabelled pool, written to run_dir/world/pool
 run_dir = "../runs/notebooks"
 
 # %% [markdown]
 # ## Configuration
-# Every hyperparameter lives in `EvoLMMConfig`; the notebook only overrides a few. `recipe` picks between the
+# Every hyperparameter lives in `EvoLMMConfig`; the notebook sets a few, the model's preset fills the ones left at
+# `None`, and the cell prints every value that is not a default, with where it came from. `recipe` picks between the
 # paper's text (`"paper"`) and what the official script runs (`"official"`: sampling settings from the checkpoint's
 # `generation_config.json`, no image in the update forward, the active adapter as KL reference, a Proposer that is
 # never updated, one AdamW step per sample). Both log their effective generation settings when training starts.
@@ -82,18 +86,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from evolmm_lib.config import EvoLMMConfig
 from evolmm_lib.miniature import world as W
+from evolmm_lib.presets import notebook_config
 
 out = Path(run_dir) / "train"  # notebook 05 evaluates the newest checkpoint here
 world = None
-if data_dir is None:
-    world, data_dir = W.write_world_images(Path(run_dir) / "world" / "pool")
-config = EvoLMMConfig(model=model, recipe=recipe, total_steps=steps, num_solver_samples=num_solver_samples, reward=reward,
-                      advantage=advantage, update=update, max_new_tokens_solver=max_new_tokens,
-                      max_new_tokens_proposer=max_new_tokens, lr=lr, kl_coef=kl_coef, kl_max=kl_max,
-                      proposer_update_freq=proposer_update_freq, data_dir=str(Path(data_dir).resolve()),
-                      output_dir=str(out), save_every=max(1, steps // 2))
+if image_dir is None:
+    world, image_dir = W.write_world_images(Path(run_dir) / "world" / "pool")
+config = notebook_config(model, recipe=recipe, total_steps=steps, num_solver_samples=num_solver_samples, reward=reward,
+                         advantage=advantage, update=update, max_new_tokens_solver=max_new_tokens,
+                         max_new_tokens_proposer=max_new_tokens, lr=lr, kl_coef=kl_coef, kl_max=kl_max,
+                         proposer_update_freq=proposer_update_freq, data_dir=str(Path(image_dir).resolve()),
+                         output_dir=str(out))
+config = config.replace(save_every=max(1, config.total_steps // 2))
 config
 
 # %% [markdown]
@@ -217,7 +222,7 @@ same = all(torch.equal(a, b) for a, b in zip(reloaded.trainable_parameters("solv
                                              trainer.backbone.trainable_parameters("solver")))
 print(last.name, "reloaded solver identical:", same)
 assert same
-more = train(config.replace(total_steps=steps + 2), resume=True)
+more = train(config.replace(total_steps=config.total_steps + 2), resume=True)
 print("resumed to step", more.global_step)
 json.dump({"steps": more.global_step, "last_checkpoint": str(latest_checkpoint(out).name)},
           open(out / "summary.json", "w"))

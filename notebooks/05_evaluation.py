@@ -24,7 +24,8 @@
 #    This is where the 2.2M-parameter warm start knows anything, so this is where a change can show.
 # 2. **Real benchmarks**: samples of ChartQA and MathVision scored exactly as lmms-eval scores them, beside the
 #    paper's table. The miniature model has never seen a chart, so on the CPU this section checks the pipeline; on a
-#    GPU with `model = "qwen2.5-vl-7b"`, `data_dir = "hub"` and `limit = None` it gives the comparable numbers.
+#    GPU with `model = "qwen2.5-vl-7b"` (whose preset evaluates every item with each task's own token budget) and
+#    `benchmark_dir = "hub"` it gives the comparable numbers.
 
 # %%
 # Colab only: use the kit if this runtime already holds it, else clone it; install it with its extras
@@ -47,22 +48,24 @@ if "google.colab" in sys.modules:  # Colab's kernel imports google.colab when it
 
 # %% tags=["parameters"]
 # Parameters (papermill overrides these). Defaults: the miniature world's warm start on a CPU, shared real samples.
-# On a GPU: model = "qwen2.5-vl-7b", data_dir = "hub", limit = None, max_new_tokens = None, world_test_items = 0,
-# and add "mathverse", "ai2d", "infovqa", "scienceqa" to benchmarks.
+# None = the model's preset (evolmm_lib.presets; printed below): the miniature and tiny evaluate 6 items per
+# benchmark with 16 new tokens and 100 items of the miniature world's test split; every other model all items,
+# each task's own token budget, and no miniature-world section.
+# On a GPU: model = "qwen2.5-vl-7b", benchmark_dir = "hub", and add "mathverse", "ai2d", "infovqa", "scienceqa".
 # world_test_items: items of the miniature world's labelled test split (0 skips that section); N = world_samples.
-# data_dir: None = the shared real sample of each benchmark, "hub" = the full lmms-eval set.
-# limit: items per benchmark, None = all. max_new_tokens: None = each task budget.
+# benchmark_dir: None = $EVOLMM_BENCHMARKS_DIR's sample of each benchmark when there is one, else the hub set;
+# "hub" = the full lmms-eval set; or a folder of data.jsonl + images. limit: items per benchmark.
 # checkpoint: None = the newest run_dir/train/checkpoint-* written by notebook 04.
 # train_pool: the training image folder, checked for overlap with the evaluated images.
 run_dir = "../runs/notebooks"
 model = "miniature"  # the model notebook 04 trained: "tiny" (tests), "qwen2.5-vl-7b", a hub id, a local folder
-world_test_items = 100
+world_test_items = None
 world_samples = 5
 benchmarks = ["chartqa", "mathvision", "mathvista"]
-data_dir = None
-limit = 6
+benchmark_dir = None
+limit = None
 batch_size = 6
-max_new_tokens = 16
+max_new_tokens = None
 checkpoint = None
 train_pool = None
 
@@ -79,6 +82,10 @@ from evolmm_lib.backbone import load_backbone
 from evolmm_lib.evaluation import evaluate
 from evolmm_lib.evaluation.datasets import DatasetError, load_benchmark
 from evolmm_lib.evaluation.report import newest_checkpoint, paper_table, plot_deltas, side_by_side, summary_table
+from evolmm_lib.presets import notebook_evaluation
+
+settings = notebook_evaluation(model, limit=limit, max_new_tokens=max_new_tokens, world_test_items=world_test_items)
+limit, max_new_tokens, world_test_items = settings["limit"], settings["max_new_tokens"], settings["world_test_items"]
 
 out_dir = Path(run_dir) / "eval"
 out_dir.mkdir(parents=True, exist_ok=True)
@@ -132,7 +139,7 @@ if world_test_items:
 records = {}
 for name in benchmarks:
     try:
-        records[name] = load_benchmark(name, data_dir, limit=limit)
+        records[name] = load_benchmark(name, benchmark_dir, limit=limit)
         print(f"{name}: {len(records[name])} items")
     except DatasetError as e:
         print(f"{name}: skipped ({e})")
@@ -155,7 +162,7 @@ summary_table(summaries)
 # %% [markdown]
 # ## Beside the paper
 #
-# The paper's numbers are for Qwen2.5-VL-7B on the full sets; a CPU model on a handful of items is a check of the pipeline, not a reproduction. Run this notebook with `model="qwen2.5-vl-7b"`, `data_dir="hub"`, `limit=None` on a GPU for comparable numbers.
+# The paper's numbers are for Qwen2.5-VL-7B on the full sets; a CPU model on a handful of items is a check of the pipeline, not a reproduction. Run this notebook with `model="qwen2.5-vl-7b"` and `benchmark_dir="hub"` on a GPU for comparable numbers.
 
 # %%
 paper = paper_table()

@@ -39,8 +39,8 @@ def test_the_miniature_keeps_its_validated_values():
     r = resolve_config(("flag", {"model": "miniature"}))
     assert {k: getattr(r.config, k) for k in MINIATURE_TRAINING} == MINIATURE_TRAINING
     assert r.sources["lr"] == "model preset (miniature)" and r.sources["weight_decay"] == "default"
-    assert model_preset("miniature").evaluation == {"limit": 6, "max_new_tokens": 16}
-    assert model_preset("qwen2.5-vl-7b").evaluation == {"limit": None, "max_new_tokens": None}
+    assert model_preset("miniature").evaluation == {"limit": 6, "max_new_tokens": 16, "world_test_items": 100}
+    assert model_preset("qwen2.5-vl-7b").evaluation == {"limit": None, "max_new_tokens": None, "world_test_items": 0}
 
 
 def test_print_config_for_the_7b_shows_the_paper_values_and_loads_nothing():
@@ -111,3 +111,30 @@ def test_the_run_folder_config_records_each_value_and_its_source(tmp_path):
     train(cfg)
     text = (tmp_path / "py" / "config.yaml").read_text()
     assert "weight_decay: 0.5  # from: set by the caller" in text and "seed: 42  # from: default" in text
+
+
+def notebook_parameters() -> dict[str, set[str]]:
+    import papermill as pm
+
+    return {p.name: set(pm.inspect_notebook(str(p))) for p in sorted((REPO / "notebooks").glob("0[1-5]_*.ipynb"))}
+
+
+def test_the_readme_gpu_command_sets_parameters_that_mean_one_thing_and_trains_with_the_paper_values():
+    """Each `-p` of the README's GPU chain command names a parameter of some notebook; no notebook keeps the
+    ambiguous `data_dir`; training images and benchmark data have their own names; the model's preset is the paper's."""
+    from evolmm_lib.notebook_chain import parse_params
+
+    line = next(ln for ln in (REPO / "README.md").read_text().splitlines()
+                if ln.startswith("python -m evolmm_lib notebooks --output-dir runs/gpu"))
+    words = line.split("#")[0].split()
+    params = parse_params([words[i + 1] for i, w in enumerate(words) if w == "-p"])
+    books = notebook_parameters()
+    known = set().union(*books.values())
+    assert set(params) <= known, set(params) - known
+    assert not any("data_dir" in names for names in books.values())
+    assert {b for b, names in books.items() if "image_dir" in names} == {
+        "02_proposer.ipynb", "03_solver_consistency.ipynb", "04_rl_training.ipynb"}
+    assert {b for b, names in books.items() if "benchmark_dir" in names} == {"05_evaluation.ipynb"}
+    config = resolve_config(("notebook parameter", {"model": params["model"]})).config
+    assert {k: getattr(config, k) for k in PAPER} == PAPER
+    assert model_preset(params["model"]).evaluation["limit"] is None  # notebook 05: every item
