@@ -22,9 +22,6 @@ COMMANDS = {
 }
 
 USER_ERROR_STATUS = 2
-# Mistake types defined before evolmm_lib.errors.UserError existed: (module, class name). Looked up only
-# in modules already imported, since an exception of the class implies its module was loaded.
-_OTHER_USER_ERRORS = (("evolmm_lib.config", "ConfigError"), ("evolmm_lib.images", "ImageError"))
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,11 +35,7 @@ def user_error_types() -> tuple[type[BaseException], ...]:
     """The exception types that mean a user mistake (printed as one line), not a bug (traceback)."""
     from .errors import UserError
 
-    found = [UserError, FileExistsError]
-    for module, name in _OTHER_USER_ERRORS:
-        if module in sys.modules:
-            found.append(getattr(sys.modules[module], name))
-    return tuple(found)
+    return (UserError,)
 
 
 def one_line(error: BaseException) -> str:

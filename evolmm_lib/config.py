@@ -14,14 +14,17 @@ import argparse
 import dataclasses
 import functools
 import math
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     """A configuration value is invalid; the message names the field."""
 
 
@@ -44,7 +47,7 @@ class EvoLMMConfig:
     # --- backbone -------------------------------------------------------------------------
     model: str = field(default="tiny", metadata={
         "help": "Preset name (tiny, qwen2.5-vl-3b/7b/72b), hub id or local path.",
-        "source": "kit (paper: Qwen2.5-VL-7B)"})
+        "source": "kit (paper: Qwen2.5-VL-7B)", "expected": "a preset name, hub id or path"})
     backend: Literal["auto", "transformers", "unsloth"] = field(default="auto", metadata={
         "help": "auto: Unsloth on a CUDA GPU when installed, else transformers + peft.",
         "source": "kit"})
@@ -56,28 +59,28 @@ class EvoLMMConfig:
         "source": "paper §4.4 ablation"})
     max_image_pixels: int | None = field(default=None, metadata={
         "help": "Cap on image pixels for the processor; None keeps the checkpoint's own.",
-        "source": "kit"})
+        "source": "kit", "min": 784})
 
     # --- rollout --------------------------------------------------------------------------
     num_solver_samples: int = field(default=5, metadata={
         "help": "N: Solver samples per question.",
-        "source": "paper §3.2 / official `num_solver_samples`"})
+        "source": "paper §3.2 / official `num_solver_samples`", "min": 1})
     temperature: float = field(default=1.0, metadata={
         "help": "Sampling temperature of both roles.",
-        "source": "official `temp`"})
+        "source": "official `temp`", "range": (0.0, math.inf, False)})
     top_p: float = field(default=1.0, metadata={
         "help": "Nucleus sampling threshold of both roles.",
-        "source": "official `top_p`"})
+        "source": "official `top_p`", "range": (0.0, 1.0, True)})
     max_new_tokens_solver: int = field(default=128, metadata={
         "help": "Solver generation budget.",
-        "source": "official `max_new_tokens_solver`"})
+        "source": "official `max_new_tokens_solver`", "min": 1})
     max_new_tokens_proposer: int = field(default=128, metadata={
         "help": "Proposer generation budget.",
-        "source": "official `max_new_tokens_proposer`"})
+        "source": "official `max_new_tokens_proposer`", "min": 1})
     images_per_step: int = field(default=1, metadata={
         "help": ("B: images per step; B questions in one Proposer generate, B×N answers in one Solver generate, one "
                  "update (b, β chained per sample). The paper and the official code use 1."),
-        "source": "kit"})
+        "source": "kit", "min": 1})
 
     # --- rewards --------------------------------------------------------------------------
     reward: Literal["continuous", "discrete"] = field(default="continuous", metadata={
@@ -85,51 +88,51 @@ class EvoLMMConfig:
         "source": "paper Tab. 1"})
     solver_soft_gamma: float = field(default=0.7, metadata={
         "help": "γ: softness exponent of the continuous reward.",
-        "source": "paper Eq. 3 / official `solver_soft_gamma`"})
+        "source": "paper Eq. 3 / official `solver_soft_gamma`", "range": (0.0, math.inf, False)})
     len_penalty_weight: float = field(default=0.10, metadata={
         "help": "λ_len: length-penalty weight.",
-        "source": "official `len_penalty_weight`"})
+        "source": "official `len_penalty_weight`", "range": (0.0, 1.0, True)})
     len_penalty_target_words: int = field(default=6, metadata={
         "help": "τ: words allowed before <answer> without penalty.",
-        "source": "official `len_penalty_target_words`"})
+        "source": "official `len_penalty_target_words`", "min": 1})
     prop_entropy_mu: float = field(default=0.90, metadata={
         "help": "μ_H: centre of the Proposer's entropy band-pass (nats).",
-        "source": "paper Eq. 4 / official `prop_entropy_mu`"})
+        "source": "paper Eq. 4 / official `prop_entropy_mu`", "range": (0.0, math.inf, True)})
     prop_entropy_sigma: float = field(default=0.35, metadata={
         "help": "σ_H: width of the band-pass.",
-        "source": "paper Eq. 4 / official `prop_entropy_sigma`"})
+        "source": "paper Eq. 4 / official `prop_entropy_sigma`", "range": (0.0, math.inf, False)})
 
     # --- optimisation ---------------------------------------------------------------------
     proposer_update_freq: int = field(default=5, metadata={
         "help": "k: update the Proposer every k steps.",
-        "source": "official train.sh `--proposer_update_freq 5`"})
+        "source": "official train.sh `--proposer_update_freq 5`", "min": 1})
     lr: float = field(default=1e-6, metadata={
         "help": "AdamW learning rate, per adapter.",
-        "source": "official `lr`"})
+        "source": "official `lr`", "range": (0.0, math.inf, False)})
     weight_decay: float = field(default=0.01, metadata={
         "help": "AdamW weight decay.",
-        "source": "official `weight_decay`"})
+        "source": "official `weight_decay`", "range": (0.0, math.inf, True)})
     grad_clip: float = field(default=1.0, metadata={
         "help": "Gradient-norm clip.",
-        "source": "official `grad_clip`"})
+        "source": "official `grad_clip`", "range": (0.0, math.inf, False)})
     kl_coef: float = field(default=1e-3, metadata={
         "help": "β0: initial KL coefficient.",
-        "source": "official `kl_coef`"})
+        "source": "official `kl_coef`", "range": (0.0, math.inf, True)})
     kl_target: float = field(default=0.02, metadata={
         "help": "KL target of the adaptive β controller.",
-        "source": "paper §3.4 / official `kl_target`"})
+        "source": "paper §3.4 / official `kl_target`", "range": (0.0, math.inf, False)})
     kl_adapt_rate: float = field(default=0.10, metadata={
         "help": "Rate of β ← β·exp(rate·(KL−target)/target).",
-        "source": "official `kl_adapt_rate`"})
+        "source": "official `kl_adapt_rate`", "range": (0.0, math.inf, True)})
     kl_min: float = field(default=1e-8, metadata={
         "help": "Lower clip of β.",
-        "source": "official"})
+        "source": "official", "range": (0.0, math.inf, True)})
     kl_max: float = field(default=1e2, metadata={
         "help": "Upper clip of β.",
-        "source": "official"})
+        "source": "official", "range": (0.0, math.inf, False)})
     baseline_momentum: float = field(default=0.9, metadata={
         "help": "EMA momentum of the reward baselines b_sol, b_prop.",
-        "source": "official `momentum`"})
+        "source": "official `momentum`", "range": (0.0, 1.0, True)})
     advantage: Literal["ema", "group"] = field(default="ema", metadata={
         "help": "ema: r − b (paper); group: (r − mean)/std over the N (GRPO-style).",
         "source": "kit"})
@@ -143,18 +146,18 @@ class EvoLMMConfig:
         "source": "kit"})
     kl_chunk_size: int = field(default=64, metadata={
         "help": "Completion positions per chunk when computing the full-vocabulary KL.",
-        "source": "kit"})
+        "source": "kit", "min": 1})
 
     # --- LoRA -----------------------------------------------------------------------------
     lora_r: int = field(default=16, metadata={
         "help": "LoRA rank r.",
-        "source": "official `lora_r`"})
+        "source": "official `lora_r`", "min": 1})
     lora_alpha: int = field(default=32, metadata={
         "help": "LoRA α.",
-        "source": "official `lora_alpha`"})
+        "source": "official `lora_alpha`", "min": 0})
     lora_dropout: float = field(default=0.05, metadata={
         "help": "LoRA dropout.",
-        "source": "official `lora_dropout`"})
+        "source": "official `lora_dropout`", "range": (0.0, 1.0, True)})
     lora_target_modules: tuple[str, ...] = field(default=LANGUAGE_MODEL_LORA_TARGETS, metadata={
         "help": ("Projection names adapted. recipe='paper': in the language model only; recipe='official': every "
                  "module whose name ends with one of them, so the vision blocks' MLPs too (the official list's extra "
@@ -167,29 +170,29 @@ class EvoLMMConfig:
     # --- run ------------------------------------------------------------------------------
     seed: int = field(default=42, metadata={
         "help": "Seed of the image order, sampling and initialisation.",
-        "source": "official `seed`"})
+        "source": "official `seed`", "min": 0})
     total_steps: int = field(default=100, metadata={
         "help": "Training steps (one image each).",
-        "source": "official default 100 (paper run: 16180)"})
+        "source": "official default 100 (paper run: 16180)", "min": 1})
     data_dir: str = field(default="data/images", metadata={
         "help": "Image pool folder, scanned recursively.",
-        "source": "official `data_dir`"})
+        "source": "official `data_dir`", "expected": "a folder path"})
     output_dir: str = field(default="runs/evolmm", metadata={
         "help": "Where log.jsonl and checkpoint-<step>/ go.",
-        "source": "kit"})
+        "source": "kit", "expected": "a folder path"})
     save_every: int = field(default=50, metadata={
         "help": "Checkpoint every M steps (0: only at the end).",
-        "source": "official `save_every`"})
+        "source": "official `save_every`", "min": 0})
     max_checkpoints: int = field(default=2, metadata={
         "help": "Keep the last K checkpoints.",
-        "source": "official `max_checkpoints`"})
+        "source": "official `max_checkpoints`", "min": 1})
     report_to: Literal["none", "tensorboard", "trackio", "wandb"] = field(default="none", metadata={
         "help": "Tracker: none, tensorboard, trackio or wandb.",
         "source": "kit"})
     signal_window: int = field(default=50, metadata={
         "help": ("Every this many steps, check the last this many for a reward without signal (identical Solver "
                  "samples, β at its floor, KL exactly 0) and warn once per cause (also in log.jsonl); 0: never."),
-        "source": "kit"})
+        "source": "kit", "min": 0})
 
     def __post_init__(self) -> None:
         targets = self.lora_target_modules
@@ -212,51 +215,14 @@ class EvoLMMConfig:
 
     # -- validation ---------------------------------------------------------------------
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first invalid field; never changes a value."""
-        for name in ("load_in_4bit", "freeze_vision"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name}={getattr(self, name)!r}: expected true or false")
-        for name in ("data_dir", "output_dir"):
-            v = getattr(self, name)
-            if not isinstance(v, str) or not v.strip():
-                raise ConfigError(f"{name}={v!r}: expected a folder path")
-        for name, choices in choices_of().items():
-            if getattr(self, name) not in choices:
-                raise ConfigError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(choices)}")
-        positive_ints = ("num_solver_samples", "max_new_tokens_solver", "max_new_tokens_proposer",
-                         "proposer_update_freq", "lora_r", "total_steps", "max_checkpoints",
-                         "kl_chunk_size", "len_penalty_target_words", "images_per_step")
-        for name in positive_ints:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ConfigError(f"{name}={v!r}: expected an integer >= 1")
-        for name in ("save_every", "seed", "lora_alpha", "signal_window"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise ConfigError(f"{name}={v!r}: expected an integer >= 0")
-        ranges = {
-            "temperature": (0.0, math.inf, False), "top_p": (0.0, 1.0, True),
-            "solver_soft_gamma": (0.0, math.inf, False), "len_penalty_weight": (0.0, 1.0, True),
-            "prop_entropy_mu": (0.0, math.inf, True), "prop_entropy_sigma": (0.0, math.inf, False),
-            "lr": (0.0, math.inf, False), "weight_decay": (0.0, math.inf, True),
-            "grad_clip": (0.0, math.inf, False), "kl_coef": (0.0, math.inf, True),
-            "kl_target": (0.0, math.inf, False), "kl_adapt_rate": (0.0, math.inf, True),
-            "kl_min": (0.0, math.inf, True), "kl_max": (0.0, math.inf, False),
-            "baseline_momentum": (0.0, 1.0, True), "lora_dropout": (0.0, 1.0, True),
-        }
-        for name, (lo, hi, lo_inclusive) in ranges.items():
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v <= hi
-            ok = ok and (v >= lo if lo_inclusive else v > lo)
-            if not ok:
-                bound = "[" if lo_inclusive else "("
-                raise ConfigError(f"{name}={v!r}: expected a number in {bound}{lo}, {hi}]")
+        """Raise :class:`ConfigError` naming the first invalid field; never changes a value.
+
+        Each field is checked against its type and its metadata (``min``, ``range``, ``expected``) by
+        :func:`_check_field`; what relates two fields comes after."""
+        for f in dataclasses.fields(self):
+            _check_field(f.name, getattr(self, f.name), _types()[f.name], f.metadata)
         if self.kl_min > self.kl_max:
             raise ConfigError(f"kl_min={self.kl_min!r}: must not exceed kl_max={self.kl_max!r}")
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError(f"model={self.model!r}: expected a preset name, hub id or path")
-        if self.max_image_pixels is not None and (not isinstance(self.max_image_pixels, int) or self.max_image_pixels < 784):
-            raise ConfigError(f"max_image_pixels={self.max_image_pixels!r}: expected None or an integer >= 784")
         if self.recipe == "official":
             if self.update == "full":
                 raise ConfigError("recipe='official' with update='full': the official script's shared backbone "
@@ -349,6 +315,34 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
         key, raw = pair.split("=", 1)
         values[key.strip()] = yaml.safe_load(raw)
     return values
+
+
+def _check_field(name: str, value: Any, kind: Any, meta) -> None:
+    """One field against its type and metadata: a :class:`ConfigError` naming it, or nothing."""
+    optional = get_origin(kind) in (Union, types.UnionType) and type(None) in get_args(kind)
+    if optional:
+        if value is None:
+            return
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    none = "None or " if optional else ""
+    if get_origin(kind) is Literal:
+        if value not in get_args(kind):
+            raise ConfigError(f"{name}={value!r}: expected one of {', '.join(get_args(kind))}")
+    elif kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name}={value!r}: expected true or false")
+    elif kind is int:
+        low = meta.get("min", -math.inf)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigError(f"{name}={value!r}: expected {none}an integer >= {low}")
+    elif kind is float:
+        lo, hi, lo_inclusive = meta.get("range", (-math.inf, math.inf, True))
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value <= hi
+        if not (ok and (value >= lo if lo_inclusive else value > lo)):
+            raise ConfigError(f"{name}={value!r}: expected a number in {'[' if lo_inclusive else '('}{lo}, {hi}]")
+    elif kind is str:
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{name}={value!r}: expected {meta.get('expected', 'a non-empty string')}")
 
 
 @functools.cache

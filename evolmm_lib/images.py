@@ -19,6 +19,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from .errors import UserError
+
 log = logging.getLogger("evolmm")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff", ".tif")
@@ -26,7 +28,7 @@ OFFICIAL_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tiff")
 SCANS = ("recursive", "official")
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """An image file cannot be used; ``reason`` is one of :data:`SKIP_REASONS` (or "folder")."""
 
     def __init__(self, message: str, reason: str = "folder") -> None:

@@ -21,6 +21,7 @@ from . import checkpoint as ckpt
 from .config import EvoLMMConfig
 from .images import ImagePool, load_image
 from .distributed import Distributed
+from .errors import UserError
 from .policy import RoleUpdater
 from .rewards import config_settings, pre_answer_word_count, score_group
 from .rollout import (Generation, Proposal, SolverSamples, effective_generation_settings, propose_questions, sample_answer_groups,
@@ -28,6 +29,10 @@ from .rollout import (Generation, Proposal, SolverSamples, effective_generation_
 from .signals import SignalCheck
 
 log = logging.getLogger("evolmm")
+
+
+class RunFolderError(UserError, FileExistsError):
+    """The run folder already holds checkpoints and resuming was not asked for."""
 
 
 class EvoLMMTrainer:
@@ -362,7 +367,7 @@ def train(config: EvoLMMConfig, backbone=None, resume: bool = False,
 
     out = Path(config.output_dir)
     if not resume and ckpt.latest_checkpoint(out) is not None:
-        raise FileExistsError(f"{out} already holds checkpoints: pass resume=True (--resume) or another output_dir")
+        raise RunFolderError(f"{out} already holds checkpoints: pass resume=True (--resume) or another output_dir")
     backbone = backbone or load_backbone(config=config)
     trainer = EvoLMMTrainer(backbone, config, output_dir=out)
     if not (resume and trainer.resume()):
