@@ -10,6 +10,7 @@ Under ``accelerate launch`` each process takes a different image; the engine (DD
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -19,14 +20,15 @@ import torch
 
 from . import checkpoint as ckpt
 from .config import EvoLMMConfig
-from .images import ImagePool, load_image
+from .images import ImagePool
 from .distributed import Distributed
 from .errors import UserError
 from .policy import RoleUpdater
 from .rewards import config_settings, pre_answer_word_count, score_group
-from .rollout import (Generation, Proposal, SolverSamples, effective_generation_settings, propose_questions, sample_answer_groups,
-                      sample_answers)
+from .questions import DrawnQuestion, ProposerQuestions, QuestionSource
+from .rollout import Generation, SolverSamples, effective_generation_settings, sample_answer_groups, sample_answers
 from .signals import SignalCheck
+from .tracking import Tracker, step_records
 
 log = logging.getLogger("evolmm")
 
@@ -39,7 +41,9 @@ class EvoLMMTrainer:
     """Self-evolution of one backbone's Solver and Proposer adapters."""
 
     def __init__(self, backbone, config: EvoLMMConfig, pool: ImagePool | None = None,
-                 output_dir: str | Path | None = None, dist: Distributed | None = None) -> None:
+                 output_dir: str | Path | None = None, dist: Distributed | None = None,
+                 questions: QuestionSource | None = None) -> None:
+        """``questions``: where each image's question comes from (default: the Proposer, :mod:`evolmm_lib.questions`)."""
         self.backbone, self.config = backbone, config
         scan = "official" if config.recipe == "official" else "recursive"
         self.pool = pool if pool is not None else ImagePool(config.data_dir, config.seed, scan=scan)
@@ -52,7 +56,7 @@ class EvoLMMTrainer:
         self._prepare_engine()
         self.global_step = 0
         self.last_saved_step = -1
-        self.proposer_queue: dict | None = None  # questions drawn ahead (batched mode), see _next_question
+        self.questions = questions or ProposerQuestions(backbone, config)
         self.tracker = Tracker(config.report_to, self.output_dir, config) if self.is_main else None
         self.signal_check = SignalCheck(config.signal_window, config.kl_min)
         self.generation_settings = effective_generation_settings(backbone, config)
@@ -78,67 +82,42 @@ class EvoLMMTrainer:
 
     # -- one step -----------------------------------------------------------------------------
     def step(self) -> dict | list[dict]:
-        """Run one self-evolution step; return its log record (B = ``images_per_step`` > 1: one per image)."""
-        cfg, t = self.config, {}
+        """One self-evolution step (paper Alg. 1); its log record (B = ``images_per_step`` > 1: one per image)."""
+        cfg, seconds = self.config, {}
         self.global_step += 1
         step = self.global_step
-        n_img = cfg.images_per_step
-
-        t0 = time.perf_counter()
-        drawn = [self._next_question() for _ in range(n_img)]  # (image, path, proposal, prop_gen, prop_row)
-        t["propose"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        groups = self._solve([d[0] for d in drawn], [d[2].question for d in drawn])
-        t["solve"] = time.perf_counter() - t0
-
-        settings = config_settings(cfg)  # each group's answers were parsed once, when sampled
+        # 1. draw B images and the question asked about each (the Proposer's, paper §3.1)
+        with timed(seconds, "propose"):
+            drawn = [self.questions.next(step, self._next_image) for _ in range(cfg.images_per_step)]
+        # 2. the Solver answers each question N times
+        with timed(seconds, "solve"):
+            groups = self._solve(drawn)
+        # 3. score each group: Solver rewards p(a)^γ with the length penalty, H, Proposer band-pass (Eqs. 3-4)
+        settings = config_settings(cfg)  # each answer was parsed once, when sampled
         scores = [score_group(g.normalized, [pre_answer_word_count(c) for c in g.completions], **settings)
                   for g in groups]
+        # 4. update the Solver on all B×N answers (b and β chain over them in order)
+        with timed(seconds, "update_solver"):
+            solver = self.solver.update(groups[0].generation, [r for sc in scores for r in sc.solver_rewards(cfg.reward)],
+                                        group_size=cfg.num_solver_samples)
+        # 5. every k-th step, update the Proposer on its B questions (all from one generate)
+        with timed(seconds, "update_proposer"):
+            proposer = None
+            if self.questions.generated and step % cfg.proposer_update_freq == 0:
+                proposer = self.proposer.update(drawn[0].generation, [sc.proposer_reward for sc in scores],
+                                                [d.row for d in drawn], group_size=1)
+        # 6. log one record per image
+        images_all_ranks = [self.dist.gather_objects(str(d.path)) for d in drawn] if self.dist.enabled else None
+        records = step_records(step, drawn, groups, scores, solver, proposer,
+                               {"solver": self.solver, "proposer": self.proposer}, self.pool, seconds, images_all_ranks)
+        self._report(step, records)
+        # 7. checkpoint every save_every steps
+        if cfg.save_every and step % cfg.save_every == 0:
+            self.save()
+        return records[0] if cfg.images_per_step == 1 else records
 
-        t0 = time.perf_counter()  # one update over all B×N answers; b and β chain over them in order
-        sol = self.solver.update(groups[0].generation, [r for sc in scores for r in sc.solver_rewards(cfg.reward)],
-                                 group_size=cfg.num_solver_samples)
-        t["update_solver"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()  # the Proposer's B questions all come from the same generate
-        prop_gen = drawn[0][3]
-        prop = self.proposer.update(prop_gen, [sc.proposer_reward for sc in scores], [d[4] for d in drawn],
-                                    group_size=1) if step % cfg.proposer_update_freq == 0 else None
-        t["update_proposer"] = time.perf_counter() - t0
-
-        records = []
-        for i, ((image, path, proposal, _, prop_row), samples, sc) in enumerate(zip(drawn, groups, scores)):
-            r_cont, r_disc = list(sc.continuous), list(sc.discrete)
-            mine = slice(i * cfg.num_solver_samples, (i + 1) * cfg.num_solver_samples)
-            record = {
-                "step": step, "image": str(path), "question": proposal.question, "proposer_raw": proposal.raw,
-                "solver_completions": samples.completions, "solver_answers": samples.answers,
-                "solver_answers_normalized": samples.normalized, "majority_answer": sc.majority,
-                "majority_fraction": sc.agreement, "entropy": sc.entropy,
-                "solver_rewards_continuous": r_cont, "solver_rewards_discrete": r_disc,
-                "solver_reward_continuous": sum(r_cont) / len(r_cont),
-                "solver_reward_discrete": sum(r_disc) / len(r_disc),
-                "solver_advantages": sol.advantages[mine], "proposer_reward": sc.proposer_reward,
-                "proposer_updated": prop is not None,
-                "baseline_solver": self.solver.baseline, "baseline_proposer": self.proposer.baseline,
-                "beta_solver": self.solver.beta, "beta_proposer": self.proposer.beta,
-                "loss_solver": sol.loss, "pg_loss_solver": sol.pg_loss, "kl_loss_solver": sol.kl_loss,
-                "kl_solver": sol.kl, "nll_solver": sol.nll, "grad_norm_solver": sol.grad_norm,
-                "loss_proposer": prop.loss if prop else None, "kl_proposer": prop.kl if prop else None,
-                "grad_norm_proposer": prop.grad_norm if prop else None,
-                "skipped_updates": sol.skipped + (prop.skipped if prop else 0),
-                "generated_tokens": len(prop_gen.completion_ids[prop_row])
-                + sum(len(samples.generation.completion_ids[r]) for r in range(len(samples.generation))[mine]),
-                "pool_position": self.pool.position, "pool_skipped": len(self.pool.skipped),
-                "pool_skipped_by_reason": self.pool.skipped_by_reason(),
-                **{f"seconds_{k}": v for k, v in t.items()}, "seconds_step": sum(t.values()),
-            }
-            if n_img > 1:  # the update's and the timing fields are the step's, repeated in each image's line
-                record["image_index"] = i
-            if self.dist.enabled:
-                record["images_all_ranks"] = self.dist.gather_objects(str(path))
-            records.append(record)
+    def _report(self, step: int, records: list[dict]) -> None:
+        """Warnings (skipped updates, a reward without signal), ``log.jsonl`` and the tracker."""
         no_signal = self.signal_check.observe(step, records)
         if no_signal:
             records[-1]["no_signal"] = no_signal
@@ -153,40 +132,16 @@ class EvoLMMTrainer:
                 f.writelines(json.dumps(record) + "\n" for record in records)
             for record in records:
                 self.tracker.log(record, step)
-        if cfg.save_every and step % cfg.save_every == 0:
-            self.save()
-        return records[0] if n_img == 1 else records
-
-    def _next_question(self):
-        """(image, path, Proposal, proposer Generation, its row) for the step's next image.
-
-        Sequential (official): one Proposer generate per image. Batched: the Proposer adapter only
-        changes every k steps, so the questions of the B images of each step up to and including its
-        next update are drawn in ONE generate from the same adapter (same distribution, one call instead of k).
-        """
-        if self.config.update_loop == "sequential":
-            image, path = self._next_image()
-            (proposal,), gen = propose_questions(self.backbone, [image], self.config)
-            return image, path, proposal, gen, 0
-        q = self.proposer_queue
-        if q is None or q["next"] >= len(q["paths"]):
-            k = self.config.proposer_update_freq
-            remaining = -(-self.global_step // k) * k - self.global_step + 1
-            taken = [self._next_image() for _ in range(remaining * self.config.images_per_step)]
-            proposals, gen = propose_questions(self.backbone, [im for im, _ in taken], self.config)
-            q = self.proposer_queue = {"paths": [str(p) for _, p in taken], "proposals": proposals, "gen": gen, "next": 0}
-        j = q["next"]
-        q["next"] += 1
-        return q["gen"].images[j], Path(q["paths"][j]), q["proposals"][j], q["gen"], j
 
     def _next_image(self):
         """This rank's image: every rank consumes ``world_size`` pool entries per step, keeps its own."""
         taken = [self.pool.next() for _ in range(self.dist.world_size)]
         return taken[self.dist.rank]
 
-    def _solve(self, images, questions: list[str]) -> list[SolverSamples]:
+    def _solve(self, drawn: list[DrawnQuestion]) -> list[SolverSamples]:
         """N answers per (image, question): one batched generate for all B×N, or N single generates
         (sequential, as official; one image per step)."""
+        images, questions = [d.image for d in drawn], [d.proposal.question for d in drawn]
         if self.config.update_loop == "batched":
             return sample_answer_groups(self.backbone, images, questions, self.config)
         (image,), (question,) = images, questions
@@ -229,22 +184,7 @@ class EvoLMMTrainer:
 
     def _rank_state(self) -> dict:
         """What differs between ranks: the generators and the queued Proposer questions."""
-        return {"rng": ckpt.rng_state(), "proposer_queue": self._queue_state()}
-
-    def _queue_state(self) -> dict | None:
-        """The queued Proposer questions as plain data (the images are read back from their paths)."""
-        q = self.proposer_queue
-        if q is None:
-            return None
-        return {"paths": list(q["paths"]), "proposals": [[p.raw, p.question] for p in q["proposals"]],
-                "gen": q["gen"].to_state(), "next": int(q["next"])}
-
-    def _queue_from_state(self, state: dict | None) -> dict | None:
-        if state is None:
-            return None
-        return {"paths": list(state["paths"]), "proposals": [Proposal(raw, q) for raw, q in state["proposals"]],
-                "gen": Generation.from_state(state["gen"], [load_image(p) for p in state["paths"]], self.backbone.device),
-                "next": int(state["next"])}
+        return {"rng": ckpt.rng_state(), "proposer_queue": self.questions.state()}
 
     def save(self) -> Path | None:
         """Write ``checkpoint-<step>`` (rank 0; all ranks wait for it)."""
@@ -287,19 +227,29 @@ class EvoLMMTrainer:
             self.proposer.load_state_dict(state["proposer"])
         self.pool.position = state["pool"]["position"]
         self.pool.skipped = dict(state["pool"]["skipped"])
-        self.proposer_queue = self._queue_from_state(state.get("proposer_queue"))
+        self.questions.load_state(state.get("proposer_queue"), self.backbone.device)
         self.global_step = self.last_saved_step = state["step"]
         ckpt.set_rng_state(state["rng"])
         if self.dist.enabled and len(state.get("ranks", ())) == self.dist.world_size:  # same ranks: continue each
             mine = state["ranks"][self.dist.rank]
             ckpt.set_rng_state(mine["rng"])
-            self.proposer_queue = self._queue_from_state(mine["proposer_queue"])
+            self.questions.load_state(mine["proposer_queue"], self.backbone.device)
         elif self.dist.enabled:  # another number of processes: fresh per-rank streams, no queued questions
             torch.manual_seed(self.config.seed + 1000 * self.global_step + self.dist.rank)
-            self.proposer_queue = None
+            self.questions.load_state(None, self.backbone.device)
         _truncate_log(self.output_dir / "log.jsonl", self.global_step)
         log.info("resumed from %s (step %d)", checkpoint, self.global_step)
         return True
+
+
+@contextlib.contextmanager
+def timed(seconds: dict[str, float], phase: str):
+    """Add the wall time of the ``with`` body to ``seconds[phase]``."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[phase] = seconds.get(phase, 0.0) + time.perf_counter() - t0
 
 
 def concat_generations(gens: list[Generation]) -> Generation:
@@ -316,42 +266,6 @@ def _truncate_log(path: Path, step: int) -> None:
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
     path.write_text("".join(line + "\n" for line in keep))
-
-
-class Tracker:
-    """Optional experiment tracker (``report_to``): none, tensorboard, trackio or wandb; scalars only."""
-
-    def __init__(self, kind: str, output_dir: Path, config: EvoLMMConfig) -> None:
-        self.kind, self.run = kind, None
-        if kind == "tensorboard":
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as e:
-                raise ImportError("report_to='tensorboard' needs: pip install tensorboard") from e
-            self.run = SummaryWriter(str(output_dir / "tensorboard"))
-        elif kind in ("wandb", "trackio"):
-            try:
-                mod = __import__(kind)
-            except ImportError as e:
-                raise ImportError(f"report_to={kind!r} needs: pip install {kind}") from e
-            self.run = mod.init(project="evolmm", config=config.to_dict())
-            self.mod = mod
-
-    def log(self, record: dict, step: int) -> None:
-        if self.run is None:
-            return
-        scalars = {k: v for k, v in record.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        if self.kind == "tensorboard":
-            for k, v in scalars.items():
-                self.run.add_scalar(k, v, step)
-        else:
-            self.mod.log(scalars, step=step)
-
-    def close(self) -> None:
-        if self.run is not None and hasattr(self.run, "close"):
-            self.run.close()
-        elif self.run is not None and hasattr(self.run, "finish"):
-            self.run.finish()
 
 
 def train(config: EvoLMMConfig, backbone=None, resume: bool = False,

@@ -34,11 +34,11 @@ def cfg_for(tmp_path: Path, **kw) -> EvoLMMConfig:
 
 
 def test_step_records_and_log(tmp_path, tiny_backbone, monkeypatch):
-    import evolmm_lib.trainer as trainer_mod
+    import evolmm_lib.questions as questions_mod
 
     calls = []
-    real = trainer_mod.propose_questions
-    monkeypatch.setattr(trainer_mod, "propose_questions", lambda bb, ims, c: calls.append(len(ims)) or real(bb, ims, c))
+    real = questions_mod.propose_questions
+    monkeypatch.setattr(questions_mod, "propose_questions", lambda bb, ims, c: calls.append(len(ims)) or real(bb, ims, c))
     cfg = cfg_for(tmp_path)
     tr = EvoLMMTrainer(tiny_backbone, cfg)
     recs = tr.train()

@@ -15,8 +15,9 @@ A new arm is one :class:`Arm` entry with its config overrides.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ..trainer import EvoLMMTrainer
+from ..questions import DrawnQuestion
 from ..rollout import Generation, Proposal
+from ..trainer import EvoLMMTrainer
 from .world import World, pool_index
 
 
@@ -49,21 +50,26 @@ ARM_LIST = (
 ARMS = {a.name: a for a in ARM_LIST}
 
 
-class WorldQuestionTrainer(EvoLMMTrainer):
-    """The kit's trainer with the Proposer replaced by the world's question for each pool image.
+@dataclass
+class WorldQuestions:
+    """A question source (:mod:`evolmm_lib.questions`) that asks each pool image the world generator's question.
 
-    The Proposer is never updated (``proposer_update_freq`` is set past the run's end by :func:`arm_config`).
-    """
+    Nothing is generated, so the trainer never updates the Proposer."""
 
-    def __init__(self, *args, world: World, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.world = world
+    world: World
+    generated: bool = False
 
-    def _next_question(self):
-        image, path = self._next_image()
+    def next(self, step: int, draw_image) -> DrawnQuestion:
+        image, path = draw_image()
         question = self.world.pool_questions[pool_index(path)]
         nothing = Generation([question], [[]], {})  # the Proposer generated nothing
-        return image, path, Proposal(question, question), nothing, 0
+        return DrawnQuestion(image, path, Proposal(question, question), nothing, 0)
+
+    def state(self) -> None:
+        return None
+
+    def load_state(self, state, device) -> None:
+        pass
 
 
 def arm_config(arm: Arm, rl: dict, steps: int) -> dict:
@@ -71,13 +77,9 @@ def arm_config(arm: Arm, rl: dict, steps: int) -> dict:
     ``<arm>.<key>`` entries for this arm (e.g. ``official.lr``)."""
     shared = {k: v for k, v in rl.items() if "." not in k}
     own = {k.split(".", 1)[1]: v for k, v in rl.items() if k.startswith(arm.name + ".")}
-    out = {**shared, **arm.rl, **own}
-    if arm.questions == "world":
-        out["proposer_update_freq"] = steps + 1
-    return out
+    return {**shared, **arm.rl, **own}
 
 
 def make_trainer(arm: Arm, backbone, config, pool, run_dir, world: World) -> EvoLMMTrainer:
-    if arm.questions == "world":
-        return WorldQuestionTrainer(backbone, config, pool=pool, output_dir=str(run_dir), world=world)
-    return EvoLMMTrainer(backbone, config, pool=pool, output_dir=str(run_dir))
+    questions = WorldQuestions(world) if arm.questions == "world" else None
+    return EvoLMMTrainer(backbone, config, pool=pool, output_dir=str(run_dir), questions=questions)
