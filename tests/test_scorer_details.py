@@ -37,3 +37,14 @@ def test_infovqa_and_scienceqa_prompts():
     assert scienceqa.build_prompt(dict(doc, hint="It rains.")) == "Context: It rains.\n" + tail
     assert scienceqa.build_prompt({"question": "Q?", "choices": ["x"]}) == (
         "Q?\nA. x\nAnswer with the option's letter from the given choices directly.")
+
+
+def test_mmmu_prompts():
+    from evolmm_lib.evaluation import mmmu
+
+    mc = {"question": "Q?", "options": "['x', 'y']", "question_type": "multiple-choice"}
+    assert mmmu.build_prompt(mc) == "Q?\nA. x\nB. y\n\nAnswer with the option's letter from the given choices directly."
+    assert mmmu.build_prompt(dict(mc, options=["x"])) == (
+        "Q?\nA. x\n\nAnswer with the option's letter from the given choices directly.")
+    assert mmmu.build_prompt({"question": "Q?", "options": "[]", "question_type": "open"}) == (
+        "Q?\n\nAnswer the question using a single word or phrase.")
