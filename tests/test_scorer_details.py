@@ -48,3 +48,8 @@ def test_mmmu_prompts():
         "Q?\nA. x\n\nAnswer with the option's letter from the given choices directly.")
     assert mmmu.build_prompt({"question": "Q?", "options": "[]", "question_type": "open"}) == (
         "Q?\n\nAnswer the question using a single word or phrase.")
+
+
+def test_chartqa_five_percent_is_still_right():
+    assert chartqa.relaxed_correctness("105", "100") and chartqa.relaxed_correctness("95", "100")
+    assert not chartqa.relaxed_correctness("105.1", "100")
