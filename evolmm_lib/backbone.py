@@ -87,8 +87,29 @@ def _require_cached_when_offline(repo_id: str) -> str:
     return repo_id
 
 
-def _check_adapter_folders(root: Path) -> None:
-    """A :class:`BackboneError` unless ``root/solver`` and ``root/proposer`` each hold a PEFT adapter."""
+def _config_for_checkpoint(config: EvoLMMConfig, root: Path) -> EvoLMMConfig:
+    """``config`` with ``update`` set to the checkpoint's kind (qlora: a 4-bit base; full: whole models)."""
+    from .checkpoint import checkpoint_kind
+
+    kind = checkpoint_kind(root)
+    if kind == "full" and config.load_in_4bit:
+        raise BackboneError(f"{root} is a full checkpoint (whole models, update='full'): 4-bit loading applies to "
+                            "the base under LoRA adapters; leave load_in_4bit / --load-in-4bit off")
+    if kind != config.update:
+        log.info("%s holds a %s checkpoint: loading it as update=%r", root, kind, kind)
+    return config.replace(update=kind) if kind != config.update else config
+
+
+def _check_adapter_folders(root: Path, whole_models: bool = False) -> None:
+    """A :class:`BackboneError` unless ``root/solver`` and ``root/proposer`` each hold a PEFT adapter
+    (``whole_models``: a whole model saved with ``save_pretrained``)."""
+    if whole_models:
+        for r in ROLES:
+            if not (root / r / "config.json").is_file():
+                raise BackboneError(f"{root / r}: no config.json (expected a full checkpoint with solver/ and proposer/)")
+            if not any((root / r / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")):
+                raise BackboneError(f"{root / r}: no model.safetensors (incomplete checkpoint)")
+        return
     for r in ROLES:
         if not (root / r / "adapter_config.json").is_file():
             raise BackboneError(f"{root / r}: no adapter_config.json (expected a checkpoint with solver/ and proposer/)")
@@ -236,18 +257,36 @@ def _load_transformers(model_id: str, config: EvoLMMConfig):
                            config.max_image_pixels, config.seed)
     kwargs = {"dtype": resolve_dtype(config.dtype)}
     if config.load_4bit:
-        if not cuda_available():
-            raise BackboneError("load_in_4bit / update='qlora' needs a CUDA GPU (bitsandbytes)")
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=resolve_dtype(config.dtype))
+        kwargs["quantization_config"] = _nf4_config(config)
     device_map = place(model_id, config).device_map
     if device_map is not None:
         kwargs["device_map"] = device_map
     model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
     processor = AutoProcessor.from_pretrained(model_id, **_processor_kwargs(config))
     return model, processor
+
+
+def _nf4_config(config: EvoLMMConfig):
+    """QLoRA's base weights: nf4 4-bit through bitsandbytes (its CUDA kernels on a GPU, its CPU backend else).
+
+    peft's ``prepare_model_for_kbit_training`` is not called. It would cast every weight that is not 4-bit
+    (embeddings, LM head, norms) to fp32, which for a 7B adds 2.2 GB on the small GPUs QLoRA is for, and turn on
+    gradient checkpointing. The trainer needs neither: gradients reach the LoRA weights without input grads,
+    log-probs and KL are computed in fp32 anyway (``logprobs._chunk_stats``), and a 4-bit run then differs from
+    a LoRA run only in its base weights.
+    """
+    if config.update == "full":
+        raise BackboneError("update='full' trains (and a full checkpoint holds) whole weights, which cannot be "
+                            "4-bit: use update='qlora' for LoRA adapters over a 4-bit base, or leave load_in_4bit off")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise BackboneError("load_in_4bit / update='qlora' needs bitsandbytes (CUDA or CPU): "
+                            "pip install -e '.[qlora]'") from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=resolve_dtype(config.dtype))
 
 
 def place(model_id: str, config: EvoLMMConfig):
@@ -334,10 +373,14 @@ def load_backbone(
 ) -> Backbone:
     """Load ``model`` (preset, hub id or path) with Solver and Proposer roles.
 
-    ``adapters_from`` is a checkpoint folder holding ``solver/`` and ``proposer/`` adapter folders.
+    ``adapters_from`` is a checkpoint folder holding ``solver/`` and ``proposer/``; it is loaded as the kind of
+    run that wrote it (:func:`~evolmm_lib.checkpoint.checkpoint_kind`): LoRA adapters, the same over a 4-bit base
+    (qlora), or whole models (full), whatever ``config.update`` says.
     """
     config = config or EvoLMMConfig()
     config = config.replace(**{k: v for k, v in {"model": model, "backend": backend}.items() if v is not None})
+    if adapters_from is not None:
+        config = _config_for_checkpoint(config, Path(adapters_from))
     chosen = "transformers" if config.recipe == "official" else choose_backend(config.backend)
     model_id = resolve_model(config.model)
     if model_id.startswith("random:"):
@@ -346,8 +389,8 @@ def load_backbone(
         _require_cached_when_offline(model_id)
     elif not (Path(model_id) / "config.json").is_file():
         raise BackboneError(f"{model_id}: no config.json (expected a model folder saved by save_pretrained)")
-    if adapters_from is not None and config.update != "full":
-        _check_adapter_folders(Path(adapters_from))
+    if adapters_from is not None:
+        _check_adapter_folders(Path(adapters_from), whole_models=config.update == "full")
     if config.recipe == "official":  # official trainer: set_seed + random.seed before loading
         import random
 
@@ -373,16 +416,15 @@ def load_backbone(
     if config.update == "full":
         reference = base.eval()
         role_models = {r: copy.deepcopy(base) for r in ROLES}
-        if adapters_from is not None:
-            from transformers import AutoModelForImageTextToText
-
-            role_models = {r: AutoModelForImageTextToText.from_pretrained(Path(adapters_from) / r,
-                                                                          dtype=resolve_dtype(config.dtype))
-                           for r in ROLES}
         for m in role_models.values():
             for n, p in m.named_parameters():
                 p.requires_grad_(not (config.freeze_vision and "visual" in n))
-        return Backbone(role_models["solver"], processor, chosen, config.model, config, role_models, reference)
+        backbone = Backbone(role_models["solver"], processor, chosen, config.model, config, role_models, reference)
+        if adapters_from is not None:  # into the copies: they sit where the base was placed
+            from .checkpoint import restore_weights
+
+            restore_weights(backbone, adapters_from)
+        return backbone
 
     if adapters_from is not None:
         from peft import PeftModel

@@ -127,6 +127,42 @@ def load_state(checkpoint: str | os.PathLike) -> dict:
                               f"{Path(checkpoint).name} to resume from the one before") from e
 
 
+KINDS = ("lora", "qlora", "full")
+"""What a checkpoint's role folders hold: LoRA adapters (over a 4-bit base for qlora), or whole models (full)."""
+
+
+def saved_config(checkpoint: str | os.PathLike) -> dict | None:
+    """The run's config as the trainer saved it in ``trainer_state.pt``; None when the folder has no trainer state.
+
+    Read memory-mapped: the optimiser states beside it (those of a whole model, for ``update="full"``) stay on disk.
+    """
+    path = Path(checkpoint) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # noqa: BLE001 - truncated / not a torch file
+        raise CheckpointError(f"{path}: cannot read the trainer state ({type(e).__name__}: {e})") from e
+    return state.get("config") if isinstance(state, dict) else None
+
+
+def checkpoint_kind(checkpoint: str | os.PathLike) -> str:
+    """One of :data:`KINDS`: the saved config's ``update`` (``load_in_4bit`` under LoRA counts as qlora).
+
+    A folder without a trainer state (only ``save_adapters`` output) is told by its files: whole models
+    (``config.json``, no ``adapter_config.json``) in both role folders are "full", anything else "lora".
+    """
+    config = saved_config(checkpoint)
+    if config is not None and config.get("update") in KINDS:
+        if config["update"] == "lora" and config.get("load_in_4bit"):
+            return "qlora"
+        return config["update"]
+    root = Path(checkpoint)
+    whole = all((root / r / "config.json").is_file() and not (root / r / "adapter_config.json").is_file()
+                for r in ROLES)
+    return "full" if whole else "lora"
+
+
 def restore_weights(backbone, checkpoint: str | os.PathLike) -> None:
     """Copy the checkpoint's solver and proposer weights into an already loaded ``backbone``."""
     root = Path(checkpoint)
@@ -146,5 +182,9 @@ def restore_weights(backbone, checkpoint: str | os.PathLike) -> None:
     from transformers import AutoModelForImageTextToText
 
     for role in ROLES:  # full update: each role is a whole model saved with save_pretrained
-        saved = AutoModelForImageTextToText.from_pretrained(root / role, dtype=next(backbone.model.parameters()).dtype)
-        backbone.role_models[role].load_state_dict(saved.state_dict())
+        try:
+            saved = AutoModelForImageTextToText.from_pretrained(root / role,
+                                                                dtype=next(backbone.model.parameters()).dtype)
+            backbone.role_models[role].load_state_dict(saved.state_dict())
+        except Exception as e:  # noqa: BLE001 - missing / truncated / mismatched model files
+            raise CheckpointError(f"{root / role}: cannot read the model weights ({type(e).__name__}: {e})") from e

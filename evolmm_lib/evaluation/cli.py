@@ -16,7 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", default=None, help="folder with data.jsonl (+ images), or 'hub'; default: the "
                    "sample under $EVOLMM_BENCHMARKS_DIR when there is one, else the hub set")
     p.add_argument("--split", default=None, help="hub split (default: the one lmms-eval evaluates)")
-    p.add_argument("--adapters", default=None, help="checkpoint folder with solver/ and proposer/ adapters")
+    p.add_argument("--adapters", default=None, help="checkpoint folder with solver/ and proposer/ (LoRA or QLoRA "
+                   "adapters, or the whole models of update=full; the checkpoint's trainer state says which)")
+    p.add_argument("--load-in-4bit", action="store_true", help="4-bit (nf4) base weights, needs bitsandbytes; a "
+                   "QLoRA checkpoint loads its base in 4 bits without it")
     p.add_argument("--base", action="store_true", help="evaluate the base model (adapters off)")
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N items only")
     p.add_argument("--batch-size", type=int, default=8)
@@ -47,10 +50,12 @@ def main(args: argparse.Namespace) -> int:
     tasks = [get_task(b.strip()) for b in args.benchmark.split(",") if b.strip()]  # unknown names fail here,
     records = {t.name: load_benchmark(t, args.data_dir, args.split, args.limit) for t in tasks}  # missing data here
     from ..backbone import load_backbone  # torch: only once the request is known to be valid
+    from ..config import EvoLMMConfig
     from .extraction import Judge
     from .runner import evaluate
 
-    backbone = load_backbone(args.model, backend=args.backend, adapters_from=args.adapters)
+    backbone = load_backbone(args.model, backend=args.backend, config=EvoLMMConfig(load_in_4bit=args.load_in_4bit),
+                             adapters_from=args.adapters)
     judge = Judge(args.judge_url, args.judge_model, args.judge_key_env) if args.judge_url else None
     for task in tasks:
         result = evaluate(backbone, task, records[task.name], role=None if args.base else "solver",

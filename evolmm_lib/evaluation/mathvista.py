@@ -1,4 +1,6 @@
-"""MathVista testmini (lmms-eval task ``mathvista_testmini_format``): the dataset's ``query`` prompt.
+"""MathVista testmini, scored as lmms-eval task ``mathvista_testmini_format`` scores; prompted with the dataset's
+``query`` (hint, question, ``(A)`` choices), which is not that task's prompt (question, ``A.`` choices, "Answer
+with the option's letter ... directly.") nor that of the group's other two tasks.
 
 Scoring as lmms-eval: the response is taken as the extraction when it is a choice, an integer or a float
 (its rule path); otherwise lmms-eval asks GPT to extract the answer, and here :func:`rule_extract`

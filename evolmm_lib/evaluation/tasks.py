@@ -33,7 +33,7 @@ class Task:
 
     name: str
     lmms_eval_task: str
-    """The lmms-eval task name the paper's harness runs."""
+    """The lmms-eval task reproducing the paper's number (a task, never a group such as ``mathvista_testmini``)."""
     hub_path: str
     hub_split: str
     fields: tuple[str, ...]
