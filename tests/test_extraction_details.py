@@ -63,6 +63,7 @@ class _Stub(BaseHTTPRequestHandler):
 
 
 def test_judge_request_and_timeout(monkeypatch):
+    _Stub.seen = []  # fresh for this run (a process forked after an earlier run keeps the class's list)
     server = HTTPServer(("127.0.0.1", 0), _Stub)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("JUDGE_KEY", "sk-x")
