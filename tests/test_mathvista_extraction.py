@@ -47,3 +47,11 @@ def test_normalisation_cases():
     assert norm("2.7", [], "free_form", "float", 0) == "3.0" and norm("2.74", [], "free_form", "float", 1) == "2.7"
     assert norm([7, 9], [], "free_form", "list", None) == "[7, 9]"
     assert norm(5, [], "free_form", "text", None) == 5  # other answer types pass through untouched
+
+
+def test_score_edge_records():
+    assert mathvista.score(dict(MC, choices=[]), "B. cat") == 0.0  # a multiple-choice record without choices
+    assert mathvista.score(dict(MC, choices=None), "B. cat") == 0.0
+    floats = dict(FREE, answer_type="float", answer="3.0", precision=None)
+    assert mathvista.score(floats, "2.7") == 1.0  # no precision: rounded to a whole number
+    assert mathvista.score(dict(FREE, answer=None), "7") == 0.0 and mathvista.score(FREE, "7") == 1.0
