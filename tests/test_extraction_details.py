@@ -71,6 +71,7 @@ def test_judge_request_and_timeout(monkeypatch):
     try:
         judge = Judge(url, "judge-model", api_key_env="JUDGE_KEY")
         assert judge.extract("q", "r") == "1" and judge.match("q", "a", "r") is True
+        Judge(url + "X/", "m").extract("q", "r")  # only the trailing slash is dropped from the base URL
         _Stub.delay = 1.5
         assert Judge(url, "judge-model", timeout=0.3).extract("q", "r") == ""  # too slow: no answer, no raise
     finally:
@@ -82,4 +83,13 @@ def test_judge_request_and_timeout(monkeypatch):
     assert set(b1) == {"model", "temperature", "max_tokens", "messages"}
     assert (b1["model"], b1["temperature"], b1["max_tokens"], b2["max_tokens"]) == ("judge-model", 0, 256, 4)
     assert b1["messages"][0]["role"] == "user" and b1["messages"][0]["content"].startswith("Extract the final answer")
-    assert len(b1["messages"]) == 1 and b2["messages"][0]["content"].startswith("Judge whether")
+    assert len(b1["messages"]) == 1 and b1["messages"][0]["content"] == (
+        "Extract the final answer from the model response to the question. Reply with the answer only: an option "
+        "letter for multiple choice, else a number, word, phrase or list.\n\nQuestion: q\n\nModel response: r\n\n"
+        "Extracted answer:")
+    assert b2["messages"][0]["content"] == (
+        "Judge whether the model response gives the same final answer as the standard answer. Reply 1 if "
+        "equivalent, 0 otherwise, and nothing else.\n\nQuestion: q\nStandard answer: a\nModel response: r\n"
+        "Judgement:")
+    assert _Stub.seen[2][0] == "/v1/X/chat/completions"
+    assert Judge("http://127.0.0.1:9/v1", "m", timeout=1).match("q", "a", "r") is False  # unreachable: no match
