@@ -12,8 +12,12 @@ official script (``--official PATH`` or ``$EVOLMM_OFFICIAL_SCRIPT``; it must imp
 ``AutoModelForImageTextToText``, transformers 5 has no ``AutoModelForVision2Seq``) runs the same
 settings, and rounds alternate kit and official processes so machine load hits both alike.
 Generation is held to the full budget on both sides (``min_new_tokens``), so every step generates
-(1 + N) x max_new_tokens tokens and the figures compare equal work. Several images per step (B > 1)
-is not measured here yet. Peak memory is the process's max RSS on CPU, ``max_memory_allocated`` on CUDA.
+(1 + N) x max_new_tokens tokens and the figures compare equal work. ``batched-b4`` is the batched mode with
+B = 4 images per step (``images_per_step=4``: 4 questions, one generate of 4 x N answers, one update), so a
+step generates 4 x (1 + N) x max_new_tokens tokens. Peak memory is the process's max RSS on CPU (the process
+itself included), ``max_memory_allocated`` on CUDA; beside it, ``est GiB`` is the kit's estimate for the row
+(:func:`evolmm_lib.memory.training_step_gib`: weights, LoRA state, and the larger of the generation and update
+phases for B x N rows; sequential updates one row at a time).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 RESULT = "BENCH_RESULT "
+MODES = {"sequential": ("sequential", 1), "batched": ("batched", 1), "batched-b4": ("batched", 4)}
+"""mode -> (update_mode, images_per_step)"""
 PROFILED = {  # label -> (module, qualified name) of the callables the profile times (inclusive)
     "generate (whole call)": ("transformers.generation.utils", "GenerationMixin.generate"),
     "  model forwards inside generate": ("transformers.models.qwen2_5_vl.modeling_qwen2_5_vl",
@@ -87,9 +93,10 @@ def run_kit(args) -> dict:
 
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="evolmm-speed-"))
+    update_mode, images = MODES[args.mode]
     cfg = EvoLMMConfig(num_solver_samples=args.n, max_new_tokens_solver=args.tokens, max_new_tokens_proposer=args.tokens,
-                       update_mode=args.mode, save_every=0, output_dir=str(tmp / "run"), dtype=args.dtype,
-                       max_image_pixels=args.side * args.side)
+                       update_mode=update_mode, images_per_step=images, save_every=0, output_dir=str(tmp / "run"),
+                       dtype=args.dtype, max_image_pixels=args.side * args.side)
     bb = load_backbone(args.model, backend="transformers", config=cfg)
     hold_full_budget(bb.model.generation_config)
     device = "cuda" if bb.device.type == "cuda" else "cpu"
@@ -101,15 +108,29 @@ def run_kit(args) -> dict:
     seconds, tokens = [], 0
     for _ in range(args.steps):
         t0 = time.perf_counter()
-        tokens += trainer.step()["generated_tokens"]
+        records = trainer.step()
+        tokens += sum(r["generated_tokens"] for r in (records if isinstance(records, list) else [records]))
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t0)
-    out = summary(seconds, args.n, tokens, device)
+    out = summary(seconds, images * args.n, tokens, device)
+    out["estimate_gib"] = estimate_gib(bb.model.config, cfg, 1 if update_mode == "sequential" else images * args.n,
+                                       args.side)
     if timers is not None:
         out["profile"] = {k: v / args.steps for k, v in timers[0].items()}
         out["profile_calls"] = {k: v / args.steps for k, v in timers[1].items()}
     return out
+
+
+def estimate_gib(model_config, cfg, rows: int, side: int) -> float:
+    """The kit's peak-memory estimate of one training step of ``rows`` completions (evolmm_lib.memory)."""
+    from evolmm_lib import memory
+    from evolmm_lib.backbone import resolve_dtype
+
+    shapes = memory.shapes_of(model_config)
+    return memory.training_step_gib(shapes, cfg.update, rows, cfg.max_new_tokens_solver,
+                                    memory.image_tokens(side, side, shapes), r=cfg.lora_r,
+                                    dtype_bytes=resolve_dtype(cfg.dtype).itemsize, chunk=cfg.kl_chunk_size)
 
 
 def install_timers() -> tuple[dict[str, float], dict[str, int]]:
@@ -207,15 +228,16 @@ def spawn(args, role: str, model: str, mode: str = "batched", profile: bool = Fa
 
 
 def print_row(name: str, r: dict) -> None:
+    est = f"{r['estimate_gib']:8.1f}" if "estimate_gib" in r else f"{'-':>8s}"
     print(f"{name:44s} {r['s_per_step']:8.2f} {r['steps_per_s']:8.3f} {r['samples_per_s']:10.2f} "
-          f"{r['tokens_per_s']:10.1f} {r['peak_mib']:10.0f}  (step s: {' '.join(f'{s:.2f}' for s in r['step_seconds'])})",
+          f"{r['tokens_per_s']:10.1f} {r['peak_mib']:10.0f} {est}  (step s: {' '.join(f'{s:.2f}' for s in r['step_seconds'])})",
           flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="+", default=["tiny", "random:qwen2.5-vl-3b@1"])
-    ap.add_argument("--modes", nargs="+", default=["sequential", "batched"], choices=["sequential", "batched"])
+    ap.add_argument("--modes", nargs="+", default=["sequential", "batched"], choices=list(MODES))
     ap.add_argument("--steps", type=int, default=5, help="timed steps per process, after one warm-up step")
     ap.add_argument("--n", type=int, default=5, help="Solver samples per question N (official default 5)")
     ap.add_argument("--tokens", type=int, default=128, help="max new tokens, both roles (official default 128)")
@@ -236,8 +258,9 @@ def main() -> None:
     if args.official and not Path(args.official).is_file():
         raise SystemExit(f"--official {args.official}: no such file")
     print(f"N={args.n}, {args.tokens} new tokens (full budget), LoRA both roles, k=5, image {args.side}px, "
-          f"{args.steps} timed steps/process, {args.threads} thread(s), {args.dtype}; B (images/step) = 1 (B>1 pending)")
-    print(f"{'row':44s} {'s/step':>8s} {'steps/s':>8s} {'samples/s':>10s} {'gen tok/s':>10s} {'peak MiB':>10s}")
+          f"{args.steps} timed steps/process, {args.threads} thread(s), {args.dtype}; B (images/step) = 1, 4 in batched-b4")
+    print(f"{'row':44s} {'s/step':>8s} {'steps/s':>8s} {'samples/s':>10s} {'gen tok/s':>10s} {'peak MiB':>10s} "
+          f"{'est GiB':>8s}")
     for model in args.models:
         per_round: dict[str, list[dict]] = {}
         for rnd in range(args.rounds):

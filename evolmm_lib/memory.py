@@ -107,3 +107,57 @@ def weight_bytes(s: Shapes, dtype_bytes: int = 2, load_4bit: bool = False) -> in
     embed = s.vocab * s.hidden * (1 if s.tied else 2)
     quantised = total - embed
     return int(quantised * (0.5 + 4 / 64) + embed * dtype_bytes)
+
+
+# -- what one training step adds on top of the weights and the optimiser state ------------------------------------
+SOLVER_TEXT_TOKENS = 60
+"""Text tokens of a Solver prompt around the image (system prompt, question, chat template) with the kit's
+tokenizer; Qwen's own tokenizer gives about as many."""
+
+
+def image_tokens(width: int, height: int, s: Shapes) -> int:
+    """Language-model tokens of one image after the processor's resize to multiples of patch × merge."""
+    unit = s.patch * s.merge
+    return max(1, round(height / unit)) * max(1, round(width / unit))
+
+
+def step_bytes(s: Shapes, rows: int, new_tokens: int, image_tokens: int, text_tokens: int = SOLVER_TEXT_TOKENS,
+               dtype_bytes: int = 2, chunk: int = 64, lora: bool = True, lora_dropout: bool = True) -> dict[str, int]:
+    """Bytes of the tensors one training step holds beyond :func:`per_gpu_gib`, at their peaks.
+
+    ``rows`` is the number of sampled completions trained together (B × N for the Solver), each row
+    ``text_tokens + image_tokens + new_tokens`` positions long. The two phases never overlap, so a step's
+    peak is the larger of the two (:func:`training_step_gib`):
+
+    - ``generation``: the KV cache of ``generate`` (rows × positions × layers × keys and values of the
+      kv width, in the model's dtype) and the last position's float32 logits.
+    - ``update``: what the teacher-forced forward with gradients keeps for the backward pass, per position
+      and decoder layer about 8·hidden + 2·kv + 4·intermediate values in the model's dtype (norm inputs and
+      outputs, q/k/v, attention output, the MLP's gate, up, activation and product); under LoRA also the
+      input of each of the 7 adapted projections in float32, because peft runs the adapters in float32
+      (6·hidden + intermediate values, plus their one-byte dropout masks); and one chunk of
+      full-vocabulary float32 logits (rows × min(chunk, new_tokens) × vocab) for the policy and the
+      reference, about 4 copies (logits, log-softmax, the reference's, the KL's softmax).
+
+    Not counted: the vision tower's transient activations (it is frozen and runs once per row), CUDA
+    workspaces and the allocator's fragmentation, and on a CPU the process itself (libraries, tokenizer).
+    """
+    positions = rows * (text_tokens + image_tokens + new_tokens)
+    kv = s.hidden // s.heads * s.kv_heads
+    kv_cache = positions * s.layers * 2 * kv * dtype_bytes
+    last_logits = rows * s.vocab * 4
+    per_layer = (8 * s.hidden + 2 * kv + 4 * s.intermediate) * dtype_bytes
+    if lora:
+        per_layer += (6 * s.hidden + s.intermediate) * (4 + (1 if lora_dropout else 0))
+    activations = positions * s.layers * per_layer
+    logits = 4 * rows * min(chunk, new_tokens) * s.vocab * 4
+    return {"generation": kv_cache + last_logits, "update": activations + logits}
+
+
+def training_step_gib(s: Shapes, update: str, rows: int, new_tokens: int, image_tokens: int,
+                      text_tokens: int = SOLVER_TEXT_TOKENS, r: int = 16, dtype_bytes: int = 2,
+                      chunk: int = 64) -> float:
+    """Peak memory of one training step on one device: :func:`per_gpu_gib` (weights, gradients, AdamW)
+    plus the larger phase of :func:`step_bytes`."""
+    extra = step_bytes(s, rows, new_tokens, image_tokens, text_tokens, dtype_bytes, chunk, lora=update != "full")
+    return per_gpu_gib(s, update, 1, False, r, dtype_bytes) + max(extra.values()) / GiB
