@@ -125,11 +125,12 @@ def main() -> None:
     shapes = memory.shapes_of(bb.model.config)
     gen = trainer.proposer_queue["gen"] if trainer.proposer_queue else None
     prompt_tokens = int(gen.prompt_inputs["input_ids"].shape[1]) if gen is not None else None
-    image_tokens = args.side // shapes.patch // shapes.merge * (args.side // shapes.patch // shapes.merge)
+    image_tokens = memory.image_tokens(args.side, args.side, shapes)
     dtype_bytes = torch.finfo(getattr(torch, args.dtype)).bits // 8
     state = memory.per_gpu_gib(shapes, "lora", 1, False, r=cfg.lora_r, dtype_bytes=dtype_bytes)
-    step_terms = memory.step_bytes(shapes, rows=args.n, prompt_tokens=prompt_tokens or 0,
-                                   new_tokens=args.tokens, dtype_bytes=dtype_bytes, chunk=cfg.kl_chunk_size)
+    text_tokens = prompt_tokens - image_tokens if prompt_tokens else memory.SOLVER_TEXT_TOKENS
+    step_terms = memory.step_bytes(shapes, args.n, args.tokens, image_tokens, text_tokens, dtype_bytes,
+                                   cfg.kl_chunk_size)
     step_extra = sum(step_terms.values()) / GiB
     measured_load = (load_peak.peak - baseline) / GiB
     measured_step = (step_peak.peak - baseline) / GiB
@@ -155,8 +156,8 @@ def main() -> None:
                          "weights_lora_grads_adamw (per_gpu_gib)": round(state, 2),
                          **{f"step: {k}": round(v / GiB, 3) for k, v in step_terms.items()},
                          "total (training_step_gib)": round(memory.training_step_gib(
-                             shapes, "lora", rows=args.n, prompt_tokens=prompt_tokens or 0, new_tokens=args.tokens,
-                             r=cfg.lora_r, dtype_bytes=dtype_bytes, chunk=cfg.kl_chunk_size), 2)},
+                             shapes, "lora", args.n, args.tokens, image_tokens, text_tokens, r=cfg.lora_r,
+                             dtype_bytes=dtype_bytes, chunk=cfg.kl_chunk_size), 2)},
     }
     print(f"{args.model} ({result['parameters'] / 1e9:.2f}B parameters), {args.dtype}, N={args.n}, "
           f"{args.tokens} new tokens, {args.side}px image ({image_tokens} image tokens, {prompt_tokens} prompt tokens), "
