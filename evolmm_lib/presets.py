@@ -86,7 +86,7 @@ def resolve_config(*layers: tuple[str, dict[str, Any]], model: str | None = None
         for key, value in layer.items():
             values[key] = value
             sources[key] = label
-    if model is not None and "model" not in values:
+    if "model" not in values:  # named by the argument or the default, not by a layer
         values["model"] = model
         sources["model"] = "argument"
     return ResolvedConfig(EvoLMMConfig.from_dict(values), {k: sources[k] for k in field_defaults()})
