@@ -30,6 +30,14 @@ SETTINGS = {
 }
 MAX_NEW_TOKENS = 32
 
+# Both scripts run under one numerical environment that does not depend on the CPU: float32 kernels pick their
+# SIMD width (AVX2, AVX-512) and split their sums by thread count, and a change in the last bit of a logit changes
+# the sampled tokens a few steps later (the fixtures of 2026-11-26, written on an AVX2 machine, no longer
+# matched on an AVX-512 one). One thread, ATen's baseline kernels, MKL's conditional-numerical-reproducibility
+# mode and oneDNN held to SSE4.1 give the same bits on any x86-64 CPU (about 2x slower; ~10 s a run here).
+PINNED_NUMERICS = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "default",
+                   "MKL_CBWR": "COMPATIBLE", "ONEDNN_MAX_CPU_ISA": "SSE41"}
+
 
 def build_models(root: Path) -> dict[str, Path]:
     """The embedded tiny backbone twice: its own sampling config, and a Qwen-Instruct-style one."""
@@ -85,7 +93,8 @@ def kit_command(model: Path, pool: Path, out: Path, seed: int, lr: float, steps:
 
 
 def run(cmd: list[str], cwd: Path | None = None) -> None:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO),
+           **PINNED_NUMERICS}
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
