@@ -123,7 +123,8 @@ def main() -> None:
     step_s = time.perf_counter() - t0
 
     shapes = memory.shapes_of(bb.model.config)
-    gen = trainer.proposer_queue["gen"] if trainer.proposer_queue else None
+    queue = getattr(trainer.questions, "queue", None)  # the Proposer generate of this step's question
+    gen = queue.generation if queue is not None else None
     prompt_tokens = int(gen.prompt_inputs["input_ids"].shape[1]) if gen is not None else None
     image_tokens = memory.image_tokens(args.side, args.side, shapes)
     dtype_bytes = torch.finfo(getattr(torch, args.dtype)).bits // 8

@@ -15,7 +15,7 @@ Generation is held to the full budget on both sides (``min_new_tokens``), so eve
 (1 + N) x max_new_tokens tokens and the figures compare equal work. ``batched-b4`` is the batched mode with
 B = 4 images per step (``images_per_step=4``: 4 questions, one generate of 4 x N answers, one update), so a
 step generates 4 x (1 + N) x max_new_tokens tokens. Peak memory is the process's max RSS on CPU (the process
-itself included), ``max_memory_allocated`` on CUDA; beside it, ``est GiB`` is the kit's estimate for the row
+itself included), ``max_memory_allocated`` on CUDA; beside it, ``est MiB`` is the kit's estimate for the row, in the same unit
 (:func:`evolmm_lib.memory.training_step_gib`: weights, LoRA state, and the larger of the generation and update
 phases for B x N rows; sequential updates one row at a time).
 """
@@ -114,7 +114,7 @@ def run_kit(args) -> dict:
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t0)
     out = summary(seconds, images * args.n, tokens, device)
-    out["estimate_gib"] = estimate_gib(bb.model.config, cfg, 1 if update_mode == "sequential" else images * args.n,
+    out["estimate_mib"] = estimate_mib(bb.model.config, cfg, 1 if update_mode == "sequential" else images * args.n,
                                        args.side)
     if timers is not None:
         out["profile"] = {k: v / args.steps for k, v in timers[0].items()}
@@ -122,13 +122,14 @@ def run_kit(args) -> dict:
     return out
 
 
-def estimate_gib(model_config, cfg, rows: int, side: int) -> float:
-    """The kit's peak-memory estimate of one training step of ``rows`` completions (evolmm_lib.memory)."""
+def estimate_mib(model_config, cfg, rows: int, side: int) -> float:
+    """The kit's peak-memory estimate of one training step of ``rows`` completions in MiB (evolmm_lib.memory;
+    MiB as the measured column, so the tiny model's few MiB do not print as 0.0 GiB)."""
     from evolmm_lib import memory
     from evolmm_lib.backbone import resolve_dtype
 
     shapes = memory.shapes_of(model_config)
-    return memory.training_step_gib(shapes, cfg.update, rows, cfg.max_new_tokens_solver,
+    return 1024 * memory.training_step_gib(shapes, cfg.update, rows, cfg.max_new_tokens_solver,
                                     memory.image_tokens(side, side, shapes), r=cfg.lora_r,
                                     dtype_bytes=resolve_dtype(cfg.dtype).itemsize, chunk=cfg.kl_chunk_size)
 
@@ -228,7 +229,7 @@ def spawn(args, role: str, model: str, mode: str = "batched", profile: bool = Fa
 
 
 def print_row(name: str, r: dict) -> None:
-    est = f"{r['estimate_gib']:8.1f}" if "estimate_gib" in r else f"{'-':>8s}"
+    est = f"{r['estimate_mib']:10.0f}" if "estimate_mib" in r else f"{'-':>10s}"
     print(f"{name:44s} {r['s_per_step']:8.2f} {r['steps_per_s']:8.3f} {r['samples_per_s']:10.2f} "
           f"{r['tokens_per_s']:10.1f} {r['peak_mib']:10.0f} {est}  (step s: {' '.join(f'{s:.2f}' for s in r['step_seconds'])})",
           flush=True)
@@ -260,7 +261,7 @@ def main() -> None:
     print(f"N={args.n}, {args.tokens} new tokens (full budget), LoRA both roles, k=5, image {args.side}px, "
           f"{args.steps} timed steps/process, {args.threads} thread(s), {args.dtype}; B (images/step) = 1, 4 in batched-b4")
     print(f"{'row':44s} {'s/step':>8s} {'steps/s':>8s} {'samples/s':>10s} {'gen tok/s':>10s} {'peak MiB':>10s} "
-          f"{'est GiB':>8s}")
+          f"{'est MiB':>10s}")
     for model in args.models:
         per_round: dict[str, list[dict]] = {}
         for rnd in range(args.rounds):

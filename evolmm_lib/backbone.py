@@ -262,8 +262,22 @@ def _load_transformers(model_id: str, config: EvoLMMConfig):
     if device_map is not None:
         kwargs["device_map"] = device_map
     model = AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
+    if config.load_4bit:
+        _keep_4bit_layout_trainable(model)
     processor = AutoProcessor.from_pretrained(model_id, **_processor_kwargs(config))
     return model, processor
+
+
+def _keep_4bit_layout_trainable(model) -> None:
+    """On a CPU with AVX512-BF16, bitsandbytes 0.50 repacks a ``Linear4bit`` weight into an inference-only layout
+    at its first eval-mode forward (``generate``) and keeps it after ``train()``, so the next update's forward
+    fails ("a view of a leaf Variable ... in-place"). The kit alternates the two every step: keep the one layout
+    that serves both (GPUs never repack)."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _nf4_config(config: EvoLMMConfig):

@@ -145,6 +145,7 @@ class Reference:
 def _chunk_stats(h: torch.Tensor, h_ref: torch.Tensor | None, targets: torch.Tensor, weight: torch.Tensor,
                  bias: torch.Tensor | None, ref_weight: torch.Tensor | None, ref_bias: torch.Tensor | None,
                  with_kl: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    # float32 on purpose under a bf16 model: a bf16 log-softmax over 152k tokens loses the KL's small terms
     logp = F.log_softmax(F.linear(h, weight, bias).float(), dim=-1)
     tok_logp = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
     if not with_kl:

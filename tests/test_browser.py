@@ -155,15 +155,19 @@ def run_all(page, url: str, token: str, name: str, timeout_s: float = 600) -> fl
 
 
 def save(page, path: Path) -> nbformat.NotebookNode:
+    """Save the open notebook and read it back; Ctrl+S again when the file did not change (the keystroke can
+    land before the notebook has focus), and fail rather than read back the unsaved file."""
     before = path.stat().st_mtime
-    page.locator(f"{ACTIVE} .jp-Notebook").click(position={"x": 5, "y": 5})
-    page.keyboard.press("Control+s")
-    for _ in range(60):
-        if path.stat().st_mtime != before:
-            break
-        time.sleep(0.5)
-    time.sleep(0.5)
-    return nbformat.read(path, 4)
+    for _ in range(3):
+        page.locator(f"{ACTIVE} .jp-Notebook").click(position={"x": 5, "y": 5})
+        page.keyboard.press("Control+s")
+        for _ in range(40):
+            if path.stat().st_mtime != before:
+                time.sleep(0.5)
+                return nbformat.read(path, 4)
+            time.sleep(0.5)
+    page.screenshot(path=str(RUN / f"save-failed-{path.name[:2]}.png"))
+    raise AssertionError(f"{path.name}: Ctrl+S did not save the notebook (3 tries, 20 s each)")
 
 
 @pytest.mark.parametrize("name", [b.name for b in chain()], ids=lambda n: n[:2])

@@ -80,3 +80,27 @@ def test_qlora_run_trains_checkpoints_resumes_and_evaluates(tmp_path, capsys):
     # the same greedy answers as the trained backbone still in memory: the same 4-bit base and adapters
     ours = evaluate(backbone, "chartqa", load_local("chartqa", data), max_new_tokens=4, progress=False)
     assert [r["response"] for r in rows] == [r["response"] for r in ours.rows]
+
+
+def test_4bit_layers_keep_the_layout_that_trains_after_an_eval_forward(tmp_path):
+    """bitsandbytes repacks a Linear4bit weight for inference at an eval-mode forward on AVX512-BF16 CPUs, and
+    a training forward then fails; the kit's 4-bit loader turns that repacking off, so generate → train works on
+    any CPU (the flag is checked directly, since a machine without AVX512-BF16 never repacks)."""
+    import bitsandbytes as bnb
+    import torch
+
+    from evolmm_lib.backbone import load_backbone
+
+    bb = load_backbone("tiny", backend="transformers", config=EvoLMMConfig(update="qlora", backend="transformers"))
+    layers = [m for m in bb.model.modules() if isinstance(m, bnb.nn.Linear4bit)]  # the base layers under peft
+    assert layers and not any(m.support_avx512bf16_for_cpu for m in layers)
+    layer = layers[0]
+    x = torch.randn(2, layer.in_features)
+    layer.eval()
+    with torch.no_grad():
+        layer(x)
+    layer.train()
+    assert not getattr(layer.weight.quant_state, "packing_format_for_cpu", False)
+    out = layer(x.requires_grad_())
+    out.sum().backward()
+    assert torch.isfinite(x.grad).all()
