@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
-# The GPU path in one run (under 8 minutes on one H100): the tests marked `gpu`, then a random
-# Qwen2.5-VL-7B (real shapes, bf16, no download) trained 5 steps in the official sequential mode and
-# 5 in the batched mode, printed as one table (s/step, steps/s, samples/s, generated tokens/s, peak GPU memory).
+# The GPU path in one run: the tests marked `gpu` (placement, bf16, QLoRA when bitsandbytes' CUDA build is
+# carried, Unsloth when it is carried), then a random Qwen2.5-VL-7B (real shapes, bf16, no download) trained
+# STEPS steps in each of the official sequential mode, the batched mode and the batched mode with B = 4 images
+# per step, printed as one table (s/step, steps/s, samples/s, generated tokens/s, peak GPU memory beside the
+# kit's estimate). Its duration on a GPU has not been measured yet; LIMIT caps the benchmark stage.
 #
 #   bash benchmarks/device_check.sh                     # on the GPU machine, from the repository root
-#   DEVICE_CHECK_CPU=1 bash benchmarks/device_check.sh  # dry run of the same script on a CPU (small shape)
+#   DEVICE_CHECK_CPU=1 bash benchmarks/device_check.sh  # rehearsal of the same script on a CPU (small shape)
 #
-# Needs only torch, transformers, peft and accelerate installed; anything else the kit imports
-# (pytest, pillow, pyyaml, ...) is installed from ./wheels when missing. Fill that folder on a
-# machine with the network:  pip download -d wheels pytest pillow pyyaml
+# Needs torch, transformers, peft and accelerate installed; anything else the kit imports (pytest, pillow,
+# pyyaml, ...) is installed from ./wheels when missing, and every wheel in ./wheels is installed without its
+# dependencies (bitsandbytes, unsloth + unsloth_zoo: the optional stages). Fill that folder on a machine with
+# the network: bash benchmarks/device_wheels.sh (it prints each wheel's size).
 # Output also goes to runs/device_check/ (log.txt, table.txt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 OUT=${DEVICE_CHECK_OUT:-runs/device_check}
+WHEELS=${DEVICE_CHECK_WHEELS:-wheels}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export EVOLMM_CACHE=${EVOLMM_CACHE:-$PWD/.cache/evolmm}
@@ -29,7 +33,13 @@ EOF
 )
 if [ -n "$missing" ]; then
   echo "installing from ./wheels: $missing"
-  $PY -m pip install -q --no-index --find-links wheels $missing || { echo "missing packages ($missing) and no usable ./wheels"; exit 1; }
+  $PY -m pip install -q --no-index --find-links "$WHEELS" $missing || { echo "missing packages ($missing) and no usable ./wheels"; exit 1; }
+fi
+
+extra=$(ls "$WHEELS"/*.whl 2>/dev/null | grep -iE "bitsandbytes|unsloth" || true)
+if [ -n "$extra" ]; then
+  echo "installing the optional stages' wheels: $(echo $extra | xargs -n1 basename | tr '\n' ' ')"
+  $PY -m pip install -q --no-index --no-deps $extra || echo "optional wheels: install FAILED (their tests will skip)"
 fi
 
 $PY - <<'EOF'
@@ -50,9 +60,9 @@ fi
 echo "== tests marked gpu =="
 timeout 150 $PY -m pytest -q -m gpu tests/test_gpu.py -p no:cacheprovider || echo "gpu tests: FAILED (rc $?)"
 
-echo "== $MODEL, $DTYPE: $STEPS steps each of sequential and batched =="
+echo "== $MODEL, $DTYPE: $STEPS steps each of sequential, batched and batched with B = 4 =="
 set +e
-timeout "$LIMIT" $PY benchmarks/bench_speed.py --models "$MODEL" --modes sequential batched --dtype "$DTYPE" \
+timeout "$LIMIT" $PY benchmarks/bench_speed.py --models "$MODEL" --modes sequential batched batched-b4 --dtype "$DTYPE" \
   --steps "$STEPS" --tokens "$TOKENS" --n "$N" --side "$SIDE" --threads "$(nproc --all)" | tee "$OUT/table.txt"
 rc=${PIPESTATUS[0]}
 set -e

@@ -212,7 +212,7 @@ class Backbone:
     def training_forward(self, role: str) -> torch.nn.Module:
         """The module whose call gives π_ref's and ``role``'s log-probs and KL (engine-wrapped once prepared)."""
         if role not in self.forwards:
-            from .distributed import PolicyForward
+            from .logprobs import PolicyForward
 
             self.forwards[role] = PolicyForward(self, self.model if self.is_lora else self.role_models[role])
         return self.forwards[role]

@@ -195,3 +195,22 @@ def reference_outputs(backbone, batch: TeacherForcedBatch) -> Reference:
         ref.train(was)
         head = causal_lm(ref).lm_head
     return Reference(h.detach(), head.weight.detach(), None if head.bias is None else head.bias.detach())
+
+
+class PolicyForward(torch.nn.Module):
+    """π_ref's and one role's per-token log π and KL as ONE module call.
+
+    The engine only sees what runs inside its wrapper's ``forward``: DDP prepares its gradient
+    reduction there, FSDP gathers the sharded weights there. So the reference pass and the role's
+    pass (including the output head, used chunk by chunk) both happen inside this forward.
+    """
+
+    def __init__(self, backbone, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model  # the weights the engine wraps (the shared LoRA model, or one role's copy)
+        object.__setattr__(self, "backbone", backbone)  # a plain reference, not a submodule
+
+    def forward(self, batch: TeacherForcedBatch, role: str, chunk_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        reference = reference_outputs(self.backbone, batch)
+        with self.backbone.role(role) as policy:
+            return completion_logprobs_and_kl(policy, batch, reference, chunk_size)

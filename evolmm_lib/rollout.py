@@ -16,15 +16,17 @@ script does, so top-k, repetition penalty etc. come from the checkpoint (Qwen2.5
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from PIL import Image
 
-from .backbone import Backbone
 from .config import EvoLMMConfig
 from .prompts import build_proposer_prompt, build_solver_prompt, chat_messages, parse_answer, parse_question
 from .rewards import normalize_answer
+
+if TYPE_CHECKING:  # annotations only: backbone imports logprobs, which imports rollout
+    from .backbone import Backbone
 
 VISION_SPECIAL_TOKENS = ("<|vision_start|>", "<|vision_end|>", "<|vision_pad|>", "<|image_pad|>", "<|video_pad|>")
 

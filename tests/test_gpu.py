@@ -40,6 +40,55 @@ def test_tiny_in_bf16_on_cuda_takes_one_step(tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("solver")))
 
 
+def _one_cuda_step(tmp_path, **overrides) -> tuple[dict, bool]:
+    """One full step of the tiny model on the GPU; the record and whether the Solver's LoRA moved."""
+    from conftest import make_images
+
+    from evolmm_lib.backbone import load_backbone
+    from evolmm_lib.config import EvoLMMConfig
+    from evolmm_lib.images import ImagePool
+    from evolmm_lib.trainer import EvoLMMTrainer
+
+    cfg = EvoLMMConfig(**{"dtype": "bfloat16", "max_new_tokens_solver": 16, "max_new_tokens_proposer": 16,
+                          "save_every": 0, "output_dir": str(tmp_path / "run"), "lr": 1e-3, **overrides})
+    bb = load_backbone("tiny", config=cfg)
+    before = [p.detach().clone() for p in bb.trainable_parameters("solver")]
+    make_images(tmp_path / "img", 2)
+    rec = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img"))).step()
+    return rec, any(not torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("solver")))
+
+
+def _bitsandbytes_has_cuda() -> bool:
+    try:
+        import bitsandbytes as bnb
+
+        w = torch.randn(64, 64, device="cuda", dtype=torch.bfloat16)
+        bnb.functional.quantize_4bit(w, quant_type="nf4")
+        return True
+    except Exception:
+        return False
+
+
+@cuda
+def test_qlora_on_cuda_takes_one_step(tmp_path):
+    """update="qlora" through bitsandbytes' CUDA kernels (skipped when the carried build has none)."""
+    if not _bitsandbytes_has_cuda():
+        pytest.skip("bitsandbytes with CUDA kernels is not installed")
+    rec, moved = _one_cuda_step(tmp_path, update="qlora", backend="transformers")
+    assert rec["skipped_updates"] == 0 and rec["loss_solver"] == rec["loss_solver"] and moved
+
+
+@cuda
+def test_unsloth_backend_takes_one_step(tmp_path):
+    """backend="unsloth" (the GPU default) loads, samples and updates (skipped when unsloth is not installed)."""
+    try:
+        import unsloth  # noqa: F401
+    except Exception as exc:  # not carried, or not importable on this driver
+        pytest.skip(f"unsloth not importable: {type(exc).__name__}: {exc}"[:200])
+    rec, moved = _one_cuda_step(tmp_path, backend="unsloth")
+    assert rec["skipped_updates"] == 0 and rec["loss_solver"] == rec["loss_solver"] and moved
+
+
 @cuda
 def test_random_7b_shape_generates_full_budget_in_bf16():
     """random:qwen2.5-vl-7b@2 on the GPU: real widths in bf16, N completions of exactly max_new_tokens."""
@@ -88,13 +137,15 @@ def test_bf16_batched_and_sequential_updates_agree_on_cuda():
 def test_device_check_cpu_dry_run_prints_the_table(tmp_path):
     """DEVICE_CHECK_CPU=1 runs every stage of the device check on the CPU and prints one row per mode."""
     env = {**os.environ, "DEVICE_CHECK_CPU": "1", "DEVICE_CHECK_MODEL": "tiny", "DEVICE_CHECK_OUT": str(tmp_path),
+           "DEVICE_CHECK_WHEELS": str(tmp_path / "no-wheels"),
            "PYTHON": os.environ.get("PYTHON", __import__("sys").executable)}
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh")], env=env, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "device: none (CPU)" in proc.stdout
     table = (tmp_path / "table.txt").read_text()
-    assert "tiny kit sequential" in table and "tiny kit batched" in table and "peak MiB" in table
+    assert all(f"tiny kit {mode} " in table for mode in ("sequential", "batched", "batched-b4"))
+    assert "peak MiB" in table and "est MiB" in table
     assert (tmp_path / "log.txt").is_file()
 
 
