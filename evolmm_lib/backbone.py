@@ -25,12 +25,12 @@ from typing import Iterator
 
 import torch
 
-from .config import EvoLMMConfig
+from .config import ROLES, EvoLMMConfig
 from .errors import UserError
+from .recipes import recipe_of
 
 log = logging.getLogger("evolmm")
 
-ROLES = ("solver", "proposer")
 
 PRESETS: dict[str, str] = {
     "tiny": "embedded tiny Qwen2.5-VL (built offline into the cache)",
@@ -153,7 +153,7 @@ def language_model_lora_regex(targets: tuple[str, ...]) -> str:
 def lora_config(config: EvoLMMConfig):
     from peft import LoraConfig
 
-    if config.recipe == "official":  # official VLMCore: name list (suffix match), task type causal LM
+    if recipe_of(config).lora_targets == "name_suffix":  # official VLMCore: name list (suffix match), causal LM
         return LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                           lora_dropout=config.lora_dropout, target_modules=list(config.lora_target_modules))
     return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
@@ -395,7 +395,8 @@ def load_backbone(
     config = config.replace(**{k: v for k, v in {"model": model, "backend": backend}.items() if v is not None})
     if adapters_from is not None:
         config = _config_for_checkpoint(config, Path(adapters_from))
-    chosen = "transformers" if config.recipe == "official" else choose_backend(config.backend)
+    recipe = recipe_of(config)
+    chosen = choose_backend(config.backend) if "unsloth" in recipe.backends else "transformers"
     model_id = resolve_model(config.model)
     if model_id.startswith("random:"):
         pass  # built from embedded shapes, nothing to download
@@ -405,7 +406,7 @@ def load_backbone(
         raise BackboneError(f"{model_id}: no config.json (expected a model folder saved by save_pretrained)")
     if adapters_from is not None:
         _check_adapter_folders(Path(adapters_from), whole_models=config.update == "full")
-    if config.recipe == "official":  # official trainer: set_seed + random.seed before loading
+    if recipe.seeding == "transformers_set_seed":  # official trainer: set_seed + random.seed before loading
         import random
 
         from transformers import set_seed

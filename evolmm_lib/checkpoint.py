@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .config import ROLES
 from .errors import UserError
 
 STATE_FILE = "trainer_state.pt"
-ROLES = ("solver", "proposer")
 WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin", "model.safetensors", "model.safetensors.index.json")
 """A role folder holds one of these: a PEFT adapter, or the whole weights of a full update."""
 _NAME = re.compile(r"^checkpoint-(\d+)$")

@@ -22,11 +22,15 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from .errors import UserError
+from .recipes import recipe_of
 
 
 class ConfigError(UserError, ValueError):
     """A configuration value is invalid; the message names the field."""
 
+
+ROLES = ("solver", "proposer")
+"""The two roles of the one backbone, each with its LoRA adapter (or model copy), optimiser, baseline b and β."""
 
 LANGUAGE_MODEL_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -38,10 +42,9 @@ class EvoLMMConfig:
 
     # --- recipe ---------------------------------------------------------------------------
     recipe: Literal["paper", "official"] = field(default="paper", metadata={
-        "help": ("paper: the method as the paper describes it; official: what the official ``src/train.py`` runs "
-                 "(sampling from the checkpoint's generation_config, per-sample steps, re-tokenised text without the "
-                 "image in the update, the active adapter as KL reference, Proposer never updated, official image scan"
-                 " and LoRA targets). papers/evolmm.md \"What the official code runs\"."),
+        "help": ("paper: the method as the paper describes it; official: what the official ``src/train.py`` runs. "
+                 "What differs is the fields of evolmm_lib/recipes.py (PAPER, OFFICIAL); the evidence is in "
+                 "papers/evolmm.md \"What the official code runs\"."),
         "source": "kit"})
 
     # --- backbone -------------------------------------------------------------------------
@@ -223,19 +226,20 @@ class EvoLMMConfig:
             _check_field(f.name, getattr(self, f.name), _types()[f.name], f.metadata)
         if self.kl_min > self.kl_max:
             raise ConfigError(f"kl_min={self.kl_min!r}: must not exceed kl_max={self.kl_max!r}")
-        if self.recipe == "official":
-            if self.update == "full":
-                raise ConfigError("recipe='official' with update='full': the official script's shared backbone "
-                                  "trains LoRA adapters; use update='lora' (or 'qlora')")
-            if self.backend == "unsloth":
-                raise ConfigError("recipe='official' with backend='unsloth': the official script runs transformers "
-                                  "+ peft; use backend='auto' or 'transformers'")
-            if self.images_per_step != 1:
-                raise ConfigError(f"images_per_step={self.images_per_step!r}: recipe='official' takes one image "
-                                  "per step; use images_per_step=1 or recipe='paper'")
-            if self.update_mode == "batched":
-                raise ConfigError("update_mode='batched' with recipe='official': the official loop takes one AdamW step "
-                                  "per completion; use update_mode='auto' or 'sequential'")
+        recipe = recipe_of(self)  # what the recipe runs (recipes.py says why)
+        if self.update not in recipe.updates:
+            raise ConfigError(f"recipe={self.recipe!r} with update={self.update!r}: the recipe trains "
+                              f"{' or '.join(recipe.updates)} (the official script's shared backbone trains LoRA adapters)")
+        if self.backend not in recipe.backends:
+            raise ConfigError(f"recipe={self.recipe!r} with backend={self.backend!r}: the recipe runs on "
+                              f"{' or '.join(recipe.backends)} (the official script runs transformers + peft)")
+        if recipe.max_images_per_step is not None and self.images_per_step > recipe.max_images_per_step:
+            raise ConfigError(f"images_per_step={self.images_per_step!r}: recipe={self.recipe!r} takes at most "
+                              f"{recipe.max_images_per_step} image(s) per step; use recipe='paper' for more")
+        if self.update_mode != "auto" and self.update_mode not in recipe.update_loops:
+            raise ConfigError(f"update_mode={self.update_mode!r} with recipe={self.recipe!r}: the recipe runs "
+                              f"update_mode {' or '.join(('auto',) + recipe.update_loops)} (the official loop takes "
+                              "one AdamW step per completion)")
         if self.images_per_step > 1 and self.update_loop != "batched":
             raise ConfigError(f"images_per_step={self.images_per_step!r}: several images per step need "
                               "update_mode='batched' (one Solver generate and one update over all B×N answers)")
@@ -248,10 +252,10 @@ class EvoLMMConfig:
 
     @property
     def update_loop(self) -> str:
-        """``batched`` or ``sequential``: ``update_mode``, with ``auto`` → sequential under the official recipe."""
+        """``batched`` or ``sequential``: ``update_mode``, with ``auto`` → the recipe's first update loop."""
         if self.update_mode != "auto":
             return self.update_mode
-        return "sequential" if self.recipe == "official" else "batched"
+        return recipe_of(self).update_loops[0]
 
     # -- (de)serialisation ---------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -29,6 +29,7 @@ import torch
 from .config import EvoLMMConfig
 from .distributed import Distributed
 from .logprobs import official_nll_and_kl, retokenized_batch, teacher_forced_batch
+from .recipes import recipe_of
 from .rollout import Generation
 
 GROUP_STD_EPS = 1e-4  # as TRL's GRPO
@@ -105,8 +106,8 @@ class RoleUpdater:
         self.optimizer = torch.optim.AdamW(self.params, lr=config.lr, weight_decay=config.weight_decay)
         self.beta = float(config.kl_coef)
         self.baseline = 0.0
-        self.official = config.recipe == "official"
-        self.steps_optimizer = not (self.official and role == "proposer")
+        self.recipe = recipe_of(config)
+        self.steps_optimizer = role != "proposer" or self.recipe.proposer_trained
         """False for the official Proposer: its loss, β and b are computed, its weights never change."""
 
     # -- state ------------------------------------------------------------------------------
@@ -151,7 +152,7 @@ class RoleUpdater:
     def _step(self, gen: Generation, rows: list[int], rewards: list[float],
               group_adv: list[float] | None = None) -> UpdateResult:
         """One forward/backward over ``rows`` and one AdamW step (all ranks' rows; the engine averages gradients)."""
-        if self.official:
+        if self.recipe.update_batch == "retokenized_text":
             batch = retokenized_batch(self.backbone, gen, rows[0])  # sequential: one row
             if batch.completion_ids.shape[1] == 0:  # empty completion: the official mean CE is NaN
                 return UpdateResult(skipped=1)
@@ -161,7 +162,7 @@ class RoleUpdater:
             was = model.training
             model.train()  # LoRA dropout, as the official update
             try:
-                if self.official:  # one process (sequential); π_ref = the active Solver adapter
+                if self.recipe.reference == "solver_adapter":  # one process (sequential), the official NLL
                     nll, kl_row = official_nll_and_kl(self.backbone, model, batch, OFFICIAL_REFERENCE_ROLE)
                     logp = kl = None
                 else:  # π_ref and π_role in one call of the (engine-wrapped) training forward
@@ -198,7 +199,7 @@ class RoleUpdater:
                 self.dist.backward(loss)  # DDP all-reduces / FSDP reduce-scatters the gradients here
             finally:
                 model.train(was)
-        if self.official:
+        if self.recipe.grad_clip == "per_device":
             result.grad_norm = clip_per_device(self.params, self.config.grad_clip)
         else:
             result.grad_norm = self.dist.clip_grad_norm_(self.params, self.config.grad_clip)

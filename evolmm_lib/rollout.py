@@ -23,6 +23,7 @@ from PIL import Image
 
 from .config import EvoLMMConfig
 from .prompts import build_proposer_prompt, build_solver_prompt, chat_messages, parse_answer, parse_question
+from .recipes import recipe_of
 from .rewards import normalize_answer
 
 if TYPE_CHECKING:  # annotations only: backbone imports logprobs, which imports rollout
@@ -103,11 +104,16 @@ REPORTED_SETTINGS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typ
 
 
 def sampling_kwargs(backbone: Backbone, recipe: str, temperature: float, top_p: float) -> dict:
-    """The sampling keywords ``generate`` receives under ``recipe`` (see the module docstring)."""
-    if recipe == "official":  # official VLMCore.generate: these three and the pad id, nothing else
-        return dict(do_sample=True, temperature=temperature, top_p=top_p, pad_token_id=backbone.tokenizer.eos_token_id)
-    return dict(do_sample=True, temperature=temperature, top_p=top_p, **PAPER_FILTERS,
-                pad_token_id=backbone.tokenizer.pad_token_id, suppress_tokens=suppressed_token_ids(backbone))
+    """The sampling keywords ``generate`` receives under ``recipe`` (a name; see the module docstring)."""
+    r = recipe_of(recipe)
+    if r.sampling_keywords == "checkpoint":  # official VLMCore.generate: these three and the pad id, nothing else
+        out = dict(do_sample=True, temperature=temperature, top_p=top_p, pad_token_id=backbone.tokenizer.eos_token_id)
+    else:
+        out = dict(do_sample=True, temperature=temperature, top_p=top_p, **PAPER_FILTERS,
+                   pad_token_id=backbone.tokenizer.pad_token_id)
+    if r.suppress_vision_tokens:
+        out["suppress_tokens"] = suppressed_token_ids(backbone)
+    return out
 
 
 def effective_generation_settings(backbone: Backbone, config: EvoLMMConfig) -> dict:
@@ -150,7 +156,8 @@ def generate(
     else:  # greedy (evaluation): the checkpoint's other settings (e.g. repetition penalty) apply
         sampling = dict(do_sample=False, top_k=None, pad_token_id=backbone.tokenizer.pad_token_id,
                         suppress_tokens=suppressed_token_ids(backbone))
-    if recipe != "official":
+    stop_at_end_of_turn = recipe_of(recipe).stop_at_end_of_turn
+    if stop_at_end_of_turn:
         sampling["eos_token_id"] = ends
     with backbone.role(role) as model:
         was_training = model.training
@@ -163,8 +170,8 @@ def generate(
     for row in new:
         cut = next((i + 1 for i, t in enumerate(row) if t in ends), len(row))
         completion_ids.append(row[:cut])
-    # official: the whole generated row is decoded (special tokens skipped), as VLMCore.generate does
-    texts = backbone.tokenizer.batch_decode(new if recipe == "official" else completion_ids, skip_special_tokens=True)
+    # else (official) the whole generated row is decoded (special tokens skipped), as VLMCore.generate does
+    texts = backbone.tokenizer.batch_decode(completion_ids if stop_at_end_of_turn else new, skip_special_tokens=True)
     gen = Generation([t.strip() for t in texts], completion_ids, inputs, list(prompts), list(images))
     if output_logits:
         gen.logits = torch.stack(out.logits, dim=1)  # type: ignore[attr-defined]

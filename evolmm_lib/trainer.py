@@ -25,6 +25,7 @@ from .distributed import Distributed
 from .errors import UserError
 from .policy import RoleUpdater
 from .rewards import config_settings, pre_answer_word_count, score_group
+from .recipes import recipe_of
 from .questions import DrawnQuestion, ProposerQuestions, QuestionSource
 from .rollout import Generation, SolverSamples, effective_generation_settings, sample_answer_groups, sample_answers
 from .signals import SignalCheck
@@ -45,7 +46,7 @@ class EvoLMMTrainer:
                  questions: QuestionSource | None = None) -> None:
         """``questions``: where each image's question comes from (default: the Proposer, :mod:`evolmm_lib.questions`)."""
         self.backbone, self.config = backbone, config
-        scan = "official" if config.recipe == "official" else "recursive"
+        scan = recipe_of(config).image_scan
         self.pool = pool if pool is not None else ImagePool(config.data_dir, config.seed, scan=scan)
         self.output_dir = Path(output_dir or config.output_dir)
         self.dist = dist or Distributed()

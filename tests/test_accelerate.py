@@ -20,7 +20,7 @@ import torch
 
 from conftest import REPO, make_images
 
-ROLES = ("solver", "proposer")
+from evolmm_lib.config import ROLES
 UPDATES = {"lora": 1e-2, "full": 1e-3}  # update → lr of the equality test
 
 # accelerate allows FSDP only on accelerators (GPU, XPU, ...); on CPU processes the worker switches the
