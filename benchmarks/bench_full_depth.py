@@ -119,7 +119,7 @@ def main() -> None:
     trainer = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(write_image(tmp / "img", args.side)), cfg.seed))
     t0 = time.perf_counter()
     with PeakRSS() as step_peak:
-        record = trainer.step()
+        (record,) = trainer.step()
     step_s = time.perf_counter() - t0
 
     shapes = memory.shapes_of(bb.model.config)

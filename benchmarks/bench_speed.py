@@ -109,7 +109,7 @@ def run_kit(args) -> dict:
     for _ in range(args.steps):
         t0 = time.perf_counter()
         records = trainer.step()
-        tokens += sum(r["generated_tokens"] for r in (records if isinstance(records, list) else [records]))
+        tokens += sum(r["generated_tokens"] for r in records)
         if device == "cuda":
             torch.cuda.synchronize()
         seconds.append(time.perf_counter() - t0)

@@ -82,8 +82,8 @@ class EvoLMMTrainer:
         return self.dist.rank == 0
 
     # -- one step -----------------------------------------------------------------------------
-    def step(self) -> dict | list[dict]:
-        """One self-evolution step (paper Alg. 1); its log record (B = ``images_per_step`` > 1: one per image)."""
+    def step(self) -> list[dict]:
+        """One self-evolution step (paper Alg. 1); its log records, one per image (B = ``images_per_step``)."""
         cfg, seconds = self.config, {}
         self.global_step += 1
         step = self.global_step
@@ -115,7 +115,7 @@ class EvoLMMTrainer:
         # 7. checkpoint every save_every steps
         if cfg.save_every and step % cfg.save_every == 0:
             self.save()
-        return records[0] if cfg.images_per_step == 1 else records
+        return records
 
     def _report(self, step: int, records: list[dict]) -> None:
         """Warnings (skipped updates, a reward without signal), ``log.jsonl`` and the tracker."""
@@ -161,8 +161,7 @@ class EvoLMMTrainer:
         records = []
         bar = tqdm(total=target, initial=self.global_step, desc="EvoLMM", disable=not self.is_main)
         while self.global_step < target:
-            out = self.step()
-            step_records = out if isinstance(out, list) else [out]
+            step_records = self.step()
             records.extend(step_records)
             rec = step_records[0]
             bar.update(1)

@@ -40,7 +40,7 @@ def test_two_bf16_steps_give_finite_losses_rewards_and_kl(model, tmp_path):
 
     make_images(tmp_path / "img", 2)
     trainer = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img")))
-    records = [trainer.step() for _ in range(2)]
+    records = [rec for _ in range(2) for rec in trainer.step()]
     for rec in records:
         assert rec["proposer_updated"]
         for key in ("loss_solver", "kl_solver", "loss_proposer", "kl_proposer", "solver_reward_continuous",

@@ -35,7 +35,7 @@ def test_tiny_in_bf16_on_cuda_takes_one_step(tmp_path):
     assert bb.device.type == "cuda" and next(bb.model.parameters()).dtype == torch.bfloat16
     before = [p.detach().clone() for p in bb.trainable_parameters("solver")]
     make_images(tmp_path / "img", 2)
-    rec = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img"))).step()
+    (rec,) = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img"))).step()
     assert rec["skipped_updates"] == 0 and rec["loss_solver"] == rec["loss_solver"]
     assert any(not torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("solver")))
 
@@ -54,7 +54,7 @@ def _one_cuda_step(tmp_path, **overrides) -> tuple[dict, bool]:
     bb = load_backbone("tiny", config=cfg)
     before = [p.detach().clone() for p in bb.trainable_parameters("solver")]
     make_images(tmp_path / "img", 2)
-    rec = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img"))).step()
+    (rec,) = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img"))).step()
     return rec, any(not torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("solver")))
 
 

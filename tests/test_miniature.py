@@ -210,7 +210,7 @@ def test_oracle_trainer_asks_the_worlds_question_and_never_updates_the_proposer(
     bb = load_backbone(config=cfg)
     before = [p.detach().clone() for p in bb.trainable_parameters("proposer")]
     trainer = make_trainer(ARMS["oracle"], bb, cfg, ImagePool(str(pool), 0), tmp_path, world)
-    recs = [trainer.step() for _ in range(3)]
+    recs = [rec for _ in range(3) for rec in trainer.step()]
     for rec in recs:
         assert rec["question"] == world.pool_questions[W.pool_index(rec["image"])]
         assert rec["proposer_updated"] is False and len(rec["solver_advantages"]) == 5

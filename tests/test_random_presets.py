@@ -59,6 +59,6 @@ def test_random_backbone_generates_the_full_budget_and_steps(tmp_path):
     assert bb.model.config.text_config.vocab_size == 151936 and bb.backend == "transformers"
     make_images(tmp_path / "img", 2)
     trainer = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img")))
-    rec = trainer.step()
+    (rec,) = trainer.step()
     assert rec["generated_tokens"] == 5 + 2 * 6
     assert rec["loss_solver"] == rec["loss_solver"]  # finite update ran

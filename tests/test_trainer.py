@@ -144,7 +144,7 @@ def test_logged_rewards_baselines_and_beta_replay_by_hand(tmp_path, tiny_backbon
 
 def test_discrete_reward_and_sequential_mode(tmp_path, tiny_backbone):
     cfg = cfg_for(tmp_path, reward="discrete", update_mode="sequential", num_solver_samples=2, total_steps=1)
-    rec = EvoLMMTrainer(tiny_backbone, cfg).step()
+    (rec,) = EvoLMMTrainer(tiny_backbone, cfg).step()
     r = rec["solver_rewards_discrete"]
     # the solver trained on the discrete rewards: its baseline is the official EMA of them
     assert rec["baseline_solver"] == pytest.approx(0.9 * 0.1 * r[0] + 0.1 * r[1])
@@ -161,11 +161,11 @@ def test_bad_images_are_skipped_and_counted(tmp_path, tiny_backbone):
     Image.new("RGB", (250, 1), "red").save(d / "thin.png")  # Qwen's processor refuses aspect ratios over 200
     cfg = cfg_for(tmp_path, total_steps=4)
     tr = EvoLMMTrainer(tiny_backbone, cfg, pool=ImagePool(str(d), 0))
-    recs = [tr.step() for _ in range(3)]
+    recs = [rec for _ in range(3) for rec in tr.step()]
     assert recs[-1]["pool_skipped"] == 3
     assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "extreme_aspect": 1, "unreadable": 1}
     (d / "img_00.png").unlink()  # a file removed after the scan is skipped as missing
-    recs += [tr.step() for _ in range(3)]
+    recs += [rec for _ in range(3) for rec in tr.step()]
     assert recs[-1]["pool_skipped_by_reason"] == {"empty": 1, "extreme_aspect": 1, "missing": 1, "unreadable": 1}
     assert all(r["image"].endswith(".png") and "empty" not in r["image"] and "thin" not in r["image"] for r in recs)
 

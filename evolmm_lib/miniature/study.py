@@ -116,7 +116,7 @@ def run_arm(warm_path: Path, world: World, pool_dir: Path, arm: str, seed: int, 
     t = _clock()
     curve, logs = [], []
     for step in range(1, settings.steps + 1):
-        logs.append(trainer.step())
+        logs.extend(trainer.step())  # B = 1: one record per step
         if step % settings.eval_every == 0 or step == settings.steps:
             m = without_items(_eval(backbone, world.validation, settings, seed=1000 + seed))
             curve.append({"step": step, **m})
