@@ -14,7 +14,7 @@ export EVOLMM_CACHE ?= $(CURDIR)/.cache/evolmm
 # real benchmark samples (notebook 05, tests); the library reads them only from this setting
 export EVOLMM_BENCHMARKS_DIR ?= $(abspath $(CURDIR)/../shared/benchmarks)
 
-.PHONY: reproduce test test-official venv lab clean browser mutants
+.PHONY: reproduce test test-official venv lab clean browser mutants lint
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements/cpu.txt pyproject.toml
@@ -40,7 +40,11 @@ reproduce: venv
 
 # tests/test_browser.py drives JupyterLab in headless Chromium (Debian's package, installed when missing).
 test: venv $(VENV)/.installed-extras $(if $(filter 1,$(GPU_EXTRA)),$(VENV)/.installed-gpu) browser
+	$(VENV)/bin/ruff check evolmm_lib tests benchmarks notebooks configs
 	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-extras
+	$(VENV)/bin/ruff check evolmm_lib tests benchmarks notebooks configs
 
 # parity with the official script, run live: OFFICIAL_SCRIPT = a copy of the official src/train.py with
 # AutoModelForVision2Seq renamed to AutoModelForImageTextToText (tests/fixtures/official/README.md)

@@ -132,7 +132,6 @@ def main() -> None:
     text_tokens = prompt_tokens - image_tokens if prompt_tokens else memory.SOLVER_TEXT_TOKENS
     step_terms = memory.step_bytes(shapes, args.n, args.tokens, image_tokens, text_tokens, dtype_bytes,
                                    cfg.kl_chunk_size)
-    step_extra = sum(step_terms.values()) / GiB
     measured_load = (load_peak.peak - baseline) / GiB
     measured_step = (step_peak.peak - baseline) / GiB
     result = {

@@ -60,7 +60,6 @@ seed = 42
 run_dir = "../runs/notebooks"
 
 # %%
-import json
 from pathlib import Path
 
 # %matplotlib inline
@@ -167,7 +166,7 @@ import math
 
 hs, rs = analysis.band_pass_curve(mu_H, sigma_H, h_max=math.log(N) + 0.2)
 fig, ax = plt.subplots(figsize=(5.5, 4))
-ax.plot(hs, rs, label=f"exp(−(H−μ_H)²/(2σ_H²))")
+ax.plot(hs, rs, label="exp(−(H−μ_H)²/(2σ_H²))")
 ax.axvline(mu_H, color="k", ls="--", lw=1, label=f"μ_H = {mu_H}")
 ax.axvspan(mu_H - sigma_H, mu_H + sigma_H, color="orange", alpha=0.15, label=f"μ_H ± σ_H (σ_H = {sigma_H})")
 ax.scatter(table.entropy.abs(), table.proposer_reward, color="C0", zorder=4, label=f"partitions of N={N}")

@@ -131,7 +131,7 @@ def test_pixel_hash_equals_the_image_module_hash(tmp_path):
 # --- diagnostics and arms ----------------------------------------------------------------
 
 def test_net_push_and_shares_say_which_answer_an_update_raises():
-    from evolmm_lib.miniature.diagnostics import net_push, push_shares, run_diagnostics
+    from evolmm_lib.miniature.diagnostics import net_push, run_diagnostics
 
     assert net_push(["3", "3", "2"], [0.2, 0.2, -0.5], "3") == pytest.approx(0.4)
     assert net_push(["3", "3", "2"], [0.2, 0.2, -0.5], "2") == pytest.approx(-0.5)
