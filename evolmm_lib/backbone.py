@@ -303,6 +303,14 @@ def _nf4_config(config: EvoLMMConfig):
                               bnb_4bit_compute_dtype=resolve_dtype(config.dtype))
 
 
+def use_cpu_threads(config: EvoLMMConfig, device: torch.device) -> None:
+    """``config.cpu_threads`` torch threads for a model on the CPU (0, or OMP_NUM_THREADS in the environment:
+    left as it is)."""
+    if device.type == "cpu" and config.cpu_threads and "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(config.cpu_threads)
+        log.info("torch threads: %d (cpu_threads; OMP_NUM_THREADS overrides)", config.cpu_threads)
+
+
 def place(model_id: str, config: EvoLMMConfig):
     """This process's :class:`~evolmm_lib.placement.Placement` of ``model_id`` (one rule for every loader)."""
     from .placement import loaded_weight_bytes, placement_for
@@ -424,6 +432,7 @@ def load_backbone(
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
             raise BackboneError(f"cannot load model {model_id!r}: {reason}") from e
     processor.tokenizer.padding_side = "left"  # generation pads on the left (not saved with the tokenizer)
+    use_cpu_threads(config, next(base.parameters()).device)
     for n, p in base.named_parameters():
         p.requires_grad_(False)
     log.info("EvoLMM backbone %s (%s) on %s via %s backend", config.model, model_id,

@@ -58,8 +58,14 @@ class EvoLMMConfig:
         "help": "auto: bfloat16 on a bf16 GPU, else float32.",
         "source": "official `_safe_dtype`"})
     load_in_4bit: bool = field(default=False, metadata={
-        "help": "4-bit base weights (QLoRA; GPU only); update='qlora' loads them 4-bit too.",
+        "help": "4-bit base weights (QLoRA, bitsandbytes nf4 on a GPU or a CPU); update='qlora' loads them 4-bit too.",
         "source": "paper §4.4 ablation"})
+    cpu_threads: int = field(default=0, metadata={
+        "help": "torch threads when the model runs on a CPU; 0 leaves torch's default (one per core), and an "
+                "OMP_NUM_THREADS set in the environment wins. The tiny and miniature presets set 1: on 2 cores a "
+                "second thread gained 12-21% on a quiet machine and cost 1.8-3.1x when the cores were shared "
+                "(papers/results/threads_cpu.txt).",
+        "source": "kit", "min": 0})
     max_image_pixels: int | None = field(default=None, metadata={
         "help": "Cap on image pixels for the processor; None keeps the checkpoint's own.",
         "source": "kit", "min": 784})

@@ -25,8 +25,12 @@ PAPER_FIELDS = ("lr", "kl_coef", "kl_max", "max_new_tokens_solver", "max_new_tok
 """The fields whose paper/official value a hub-sized model must not lose to a small model's preset."""
 
 MINIATURE_TRAINING = {"lr": 1e-3, "kl_coef": 0.05, "kl_max": 1.0, "max_new_tokens_solver": 16,
-                      "max_new_tokens_proposer": 16, "total_steps": 200}
-"""The miniature's validated run (notebook 04: LoRA lr 1e-3, β0 0.05, β ≤ 1, 16 tokens, 200 steps)."""
+                      "max_new_tokens_proposer": 16, "total_steps": 200, "cpu_threads": 1}
+"""The miniature's validated run (notebook 04: LoRA lr 1e-3, β0 0.05, β ≤ 1, 16 tokens, 200 steps), on one CPU
+thread (``cpu_threads``: small matmuls gain little from a second thread and lose several times under load)."""
+
+SMALL_CPU_MODEL = {"cpu_threads": 1}
+"""What the tiny model adds to the paper's values: one CPU thread, as the miniature."""
 
 SMALL_MODEL_EVALUATION = {"limit": 6, "max_new_tokens": 16, "world_test_items": 100}
 """Notebook 05 on a CPU model: a handful of items per benchmark, short answers (a pipeline check), and the
@@ -52,7 +56,7 @@ def model_preset(model: str) -> ModelPreset:
     if model == "miniature":
         return ModelPreset("miniature", dict(MINIATURE_TRAINING), dict(SMALL_MODEL_EVALUATION))
     if model == "tiny":
-        return ModelPreset("tiny: the paper's values", paper, dict(SMALL_MODEL_EVALUATION))
+        return ModelPreset("tiny: the paper's values", {**paper, **SMALL_CPU_MODEL}, dict(SMALL_MODEL_EVALUATION))
     return ModelPreset("the paper's values", paper)
 
 

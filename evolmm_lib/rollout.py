@@ -24,7 +24,7 @@ from PIL import Image
 from .config import EvoLMMConfig
 from .prompts import build_proposer_prompt, build_solver_prompt, chat_messages, parse_answer, parse_question
 from .recipes import recipe_of
-from .rewards import normalize_answer
+from .rewards import normalize_answer, pre_answer_word_count
 
 if TYPE_CHECKING:  # annotations only: backbone imports logprobs, which imports rollout
     from .backbone import Backbone
@@ -198,12 +198,14 @@ def propose_questions(backbone: Backbone, images: Sequence[Image.Image],
 
 @dataclass
 class SolverSamples:
-    """The Solver's N answers to one question: raw completions, extracted and normalised answers."""
+    """The Solver's N answers to one question: raw completions, extracted and normalised answers, and w_i
+    (each completion's words before ``<answer>``, for the length penalty), all read once when sampled."""
 
     question: str
     completions: list[str]
     answers: list[str]
     normalized: list[str]
+    words: list[int]
     generation: Generation
 
 
@@ -228,5 +230,6 @@ def sample_answer_groups(backbone: Backbone, images: Sequence[Image.Image], ques
     for i, question in enumerate(questions):
         rows = slice(i * n, (i + 1) * n)
         groups.append(SolverSamples(question, gen.texts[rows], answers[rows],
-                                    [normalize_answer(a) for a in answers[rows]], gen))
+                                    [normalize_answer(a) for a in answers[rows]],
+                                    [pre_answer_word_count(t) for t in gen.texts[rows]], gen))
     return groups

@@ -24,7 +24,7 @@ from .images import ImagePool
 from .distributed import Distributed
 from .errors import UserError
 from .policy import RoleUpdater
-from .rewards import config_settings, pre_answer_word_count, score_group
+from .rewards import config_settings, score_group
 from .recipes import recipe_of
 from .questions import DrawnQuestion, ProposerQuestions, QuestionSource
 from .rollout import Generation, SolverSamples, effective_generation_settings, sample_answer_groups, sample_answers
@@ -94,9 +94,8 @@ class EvoLMMTrainer:
         with timed(seconds, "solve"):
             groups = self._solve(drawn)
         # 3. score each group: Solver rewards p(a)^γ with the length penalty, H, Proposer band-pass (Eqs. 3-4)
-        settings = config_settings(cfg)  # each answer was parsed once, when sampled
-        scores = [score_group(g.normalized, [pre_answer_word_count(c) for c in g.completions], **settings)
-                  for g in groups]
+        settings = config_settings(cfg)  # each completion was read once, when sampled
+        scores = [score_group(g.normalized, g.words, **settings) for g in groups]
         # 4. update the Solver on all B×N answers (b and β chain over them in order)
         with timed(seconds, "update_solver"):
             solver = self.solver.update(groups[0].generation, [r for sc in scores for r in sc.solver_rewards(cfg.reward)],
@@ -150,7 +149,7 @@ class EvoLMMTrainer:
                  for _ in range(self.config.num_solver_samples)]
         gen = concat_generations([p.generation for p in parts])
         return [SolverSamples(question, [c for p in parts for c in p.completions], [a for p in parts for a in p.answers],
-                              [n for p in parts for n in p.normalized], gen)]
+                              [n for p in parts for n in p.normalized], [w for p in parts for w in p.words], gen)]
 
     # -- the run ------------------------------------------------------------------------------
     def train(self, steps: int | None = None) -> list[dict]:

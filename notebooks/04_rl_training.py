@@ -87,6 +87,7 @@ import pandas as pd
 from IPython.display import display
 
 from evolmm_lib.miniature import world as W
+from evolmm_lib.miniature.diagnostics import own_answer, phases
 from evolmm_lib.presets import notebook_config
 
 out = Path(run_dir) / "train"  # notebook 05 evaluates the newest checkpoint here
@@ -128,10 +129,7 @@ report = {"steps": len(df), "world_question_rate": W.world_question_rate(questio
           "majority_fraction_values": sorted(set(df["majority_fraction"].round(2))),
           "agreement_min": float(df["majority_fraction"].min()), "agreement_max": float(df["majority_fraction"].max())}
 if world is not None:
-    exact = [W.pool_answer(world, r["image"], r["question"]) for r in logs]
-    df["exact_answer"] = exact
-    df["solver_correct"] = [None if e is None else sum(a == str(e) for a in r["solver_answers_normalized"])
-                            / len(r["solver_answers_normalized"]) for e, r in zip(exact, logs)]
+    df["exact_answer"], df["solver_correct"] = zip(*(own_answer(r, world) for r in logs))
 print(json.dumps(report, indent=1))
 df[["question", "solver_answers_normalized", "majority_fraction", "entropy", "proposer_reward"]
    + (["exact_answer"] if world is not None else [])].head(8)
@@ -177,19 +175,20 @@ plt.show()
 
 # %% [markdown]
 # ## Early vs late
-# The means over the first and last third of the run: what moved and what did not. The band-pass rewards questions
+# The means over the first and last quarter of the run (`diagnostics.phases`, as notebook 06): what moved and what did not. The band-pass rewards questions
 # whose answers are neither unanimous nor random; over a long run the entropy distribution moves toward μ_H.
 
 # %%
-q = max(1, len(df) // 3)
+early, late = phases(list(range(len(df)))).values()  # row positions of the first and last quarter
 cols = ["solver_reward_continuous", "majority_fraction", "proposer_reward", "entropy", "beta_solver", "kl_solver"]
 cols += ["solver_correct"] if "solver_correct" in df else []
-early_late = pd.DataFrame({"early": df[cols].iloc[:q].astype(float).mean(), "late": df[cols].iloc[-q:].astype(float).mean()})
+early_late = pd.DataFrame({"early": df[cols].iloc[early].astype(float).mean(),
+                           "late": df[cols].iloc[late].astype(float).mean()})
 report["early_late"] = early_late.round(4).to_dict()
 (out / "report.json").write_text(json.dumps(report, indent=1))
 display(early_late.round(3))
 fig, ax = plt.subplots(figsize=(5, 3))
-ax.hist([df["entropy"].iloc[:q], df["entropy"].iloc[-q:]], label=["early", "late"], bins=8)
+ax.hist([df["entropy"].iloc[early], df["entropy"].iloc[late]], label=["early", "late"], bins=8)
 ax.axvline(config.prop_entropy_mu, color="k", ls="--", label="μ_H"); ax.legend(); ax.set_xlabel("answer entropy H (nats)")
 fig.savefig(out / "entropy_early_late.png", dpi=80)
 plt.show()

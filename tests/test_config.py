@@ -115,7 +115,7 @@ def test_generated_flags_set_fields_with_the_right_precedence(tmp_path):
     c = train_cli.config_from_args(args)
     assert (c.lr, c.reward, c.seed, c.freeze_vision, c.total_steps, c.recipe) == (2e-5, "discrete", 4, False, 7, "official")
     assert c.lora_target_modules == ("q_proj", "v_proj")
-    assert train_cli.config_from_args(p.parse_args([])) == EvoLMMConfig()
+    assert train_cli.config_from_args(p.parse_args([])) == EvoLMMConfig(cpu_threads=1)  # the default model tiny: 1 thread
     help_text = p.format_help()
     for f in ("--solver-soft-gamma", "--kl-target", "paper Eq. 3 / official `solver_soft_gamma`"):
         assert f in " ".join(help_text.split())

@@ -18,7 +18,7 @@ from typing import Sequence
 import torch
 
 from ..prompts import build_solver_prompt
-from ..rewards import normalized_answers, pre_answer_word_count, score_group
+from ..rewards import normalized_answers, score_completions
 from ..rollout import generate
 from .world import Item
 
@@ -49,7 +49,7 @@ def _records(backbone, items, num_samples, max_new_tokens, temperature, greedy, 
                         if greedy else [None] * len(chunk))
         for i, it in enumerate(chunk):
             texts = gen.texts[i * num_samples:(i + 1) * num_samples]
-            sc = score_group(normalized_answers(texts), [pre_answer_word_count(t) for t in texts])
+            sc = score_completions(texts)
             gold = str(it.answer)
             records.append({
                 "question": it.question, "gold": gold, "answers": list(sc.answers),
