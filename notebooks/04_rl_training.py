@@ -195,16 +195,16 @@ plt.show()
 
 # %% [markdown]
 # ## Reading the curves
-# What we saw with these defaults (2026-11-26, 2 CPU cores, `python -m evolmm_lib notebooks`; your numbers differ a
-# little from run to run): 94% of the Proposer's questions were world questions, and the majority fraction took
-# every value from 0.2 to 1.0. Early → late (first vs last third of 200 steps): answer entropy 0.64 → 0.78 nats,
-# moving toward μ_H = 0.9, and the Proposer reward 0.58 → 0.61. This is the band-pass at work: the Proposer learns to
-# ask questions on which the Solver neither always agrees nor never agrees. The Solver's agreement went the other way
-# (majority fraction 0.69 → 0.63, continuous reward 0.69 → 0.63), because harder questions give less agreement.
-# β climbed to its ceiling whenever the per-token KL exceeded its target of 0.02 and fell back below it; KL stayed
-# within a few times the target. 200 steps of one image each are too few for the Solver's accuracy to move
-# reliably: notebook 06 measures that over seeds, and notebook 05 compares base and trained Solver on the held-out
-# test split.
+# What we saw with these defaults (2026-12-03, 2 CPU cores, 68 s; `papers/results/notebook04_report.json`; your
+# numbers differ a little from run to run): 94% of the Proposer's questions were world questions, and the majority
+# fraction took every value from 0.2 to 1.0. Early → late (first vs last quarter of 200 steps): answer entropy
+# 0.62 → 0.77 nats, moving toward μ_H = 0.9, and the Proposer reward 0.57 → 0.63. This is the band-pass at work: the
+# Proposer learns to ask questions on which the Solver neither always agrees nor never agrees. The Solver's agreement
+# went the other way (majority fraction 0.70 → 0.63, continuous reward 0.70 → 0.63), because harder questions give
+# less agreement. β climbed from 0.15 to 0.41 on average as the per-token KL (0.030 → 0.045) stayed above its target
+# of 0.02. The share of the N samples giving the exact answer moved 0.15 → 0.19, but 200 steps of one image each are
+# too few for the Solver's accuracy to move reliably: notebook 06 measures that over seeds, and notebook 05 compares
+# base and trained Solver on the held-out test split.
 
 # %% [markdown]
 # ## Save, reload, resume
