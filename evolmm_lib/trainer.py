@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -236,7 +237,8 @@ class EvoLMMTrainer:
         elif self.dist.enabled:  # another number of processes: fresh per-rank streams, no queued questions
             torch.manual_seed(self.config.seed + 1000 * self.global_step + self.dist.rank)
             self.questions.load_state(None, self.backbone.device)
-        _truncate_log(self.output_dir / "log.jsonl", self.global_step)
+        if self.is_main:  # the one writer of log.jsonl; another rank reading it mid-rewrite would empty it
+            _truncate_log(self.output_dir / "log.jsonl", self.global_step)
         log.info("resumed from %s (step %d)", checkpoint, self.global_step)
         return True
 
@@ -264,7 +266,9 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.is_file():
         return
     keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= step]
-    path.write_text("".join(line + "\n" for line in keep))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)  # atomic: a kill mid-write leaves the old log, never a half one
 
 
 def train(config: EvoLMMConfig, backbone=None, resume: bool = False,
@@ -283,7 +287,7 @@ def train(config: EvoLMMConfig, backbone=None, resume: bool = False,
         raise RunFolderError(f"{out} already holds checkpoints: pass resume=True (--resume) or another output_dir")
     backbone = backbone or load_backbone(config=config)
     trainer = EvoLMMTrainer(backbone, config, output_dir=out)
-    if not (resume and trainer.resume()):
+    if not (resume and trainer.resume()) and trainer.is_main:
         (out / "log.jsonl").unlink(missing_ok=True)
     if trainer.is_main:
         config.save_yaml(out / "config.yaml", sources or infer_sources(config))

@@ -210,3 +210,23 @@ def test_cli_train_then_resume(tmp_path):
     assert (out / "checkpoint-3").is_dir()
     r = _cli("--model", "tiny", "--steps", "1", "--output-dir", str(tmp_path / "x"), "--set", "reward=bogus")
     assert r.returncode == 2 and "reward" in r.stderr
+
+
+def test_only_the_main_rank_rewrites_the_log_on_resume(tmp_path, tiny_backbone):
+    """Under several processes every rank resumes, but only rank 0 writes log.jsonl: a second rank trimming it
+    too could read it while rank 0 rewrites it and write it back empty (seen once under two gloo processes:
+    steps 1-2 lost after a SIGKILL and resume). Rank 0 trims the lines past the checkpoint, through a rename."""
+    cfg = cfg_for(tmp_path, save_every=2, total_steps=2)
+    EvoLMMTrainer(tiny_backbone, cfg).train()
+    log_path = Path(cfg.output_dir) / "log.jsonl"
+    lines = log_path.read_text().splitlines()
+    past = json.dumps({**json.loads(lines[-1]), "step": 3})  # a step logged after the last checkpoint
+    log_path.write_text("\n".join(lines + [past]) + "\n")
+    other = EvoLMMTrainer(tiny_backbone, cfg)
+    other.dist.rank = 1
+    assert other.resume() and other.global_step == 2
+    assert log_path.read_text().splitlines() == lines + [past]  # untouched by a non-main rank
+    main = EvoLMMTrainer(tiny_backbone, cfg)
+    assert main.resume()
+    assert log_path.read_text().splitlines() == lines
+    assert not list(log_path.parent.glob("*.tmp"))
