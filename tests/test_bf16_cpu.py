@@ -28,9 +28,9 @@ def test_two_bf16_steps_give_finite_losses_rewards_and_kl(model, tmp_path):
     from evolmm_lib.images import ImagePool
     from evolmm_lib.trainer import EvoLMMTrainer
 
-    cfg = EvoLMMConfig(dtype="bfloat16", backend="transformers", num_solver_samples=2, max_new_tokens_solver=6,
-                       max_new_tokens_proposer=6, proposer_update_freq=1, lr=1e-3, save_every=0,
-                       max_image_pixels=112 * 112, output_dir=str(tmp_path / "run"))
+    cfg = EvoLMMConfig(dtype="bfloat16", backend="transformers", num_solver_samples=2, max_new_tokens_solver=4,
+                       max_new_tokens_proposer=4, proposer_update_freq=1, lr=1e-3, save_every=0,
+                       max_image_pixels=56 * 56, output_dir=str(tmp_path / "run"))
     bb = load_backbone(model, config=cfg)
     base = [p for n, p in bb.model.named_parameters() if "lora_" not in n]
     adapters = {n: p for n, p in bb.model.named_parameters() if "lora_" in n}
