@@ -24,13 +24,13 @@ from .config import EvoLMMConfig, field_defaults
 PAPER_FIELDS = ("lr", "kl_coef", "kl_max", "max_new_tokens_solver", "max_new_tokens_proposer")
 """The fields whose paper/official value a hub-sized model must not lose to a small model's preset."""
 
-MINIATURE_TRAINING = {"lr": 1e-3, "kl_coef": 0.05, "kl_max": 1.0, "max_new_tokens_solver": 16,
-                      "max_new_tokens_proposer": 16, "total_steps": 200, "cpu_threads": 1}
-"""The miniature's validated run (notebook 04: LoRA lr 1e-3, β0 0.05, β ≤ 1, 16 tokens, 200 steps), on one CPU
-thread (``cpu_threads``: small matmuls gain little from a second thread and lose several times under load)."""
-
 SMALL_CPU_MODEL = {"cpu_threads": 1}
-"""What the tiny model adds to the paper's values: one CPU thread, as the miniature."""
+"""What the two small CPU models (tiny, miniature) run on: one CPU thread, since small matmuls gain little from a
+second thread and lose several times when the cores are shared (papers/results/threads_cpu.txt)."""
+
+MINIATURE_TRAINING = {"lr": 1e-3, "kl_coef": 0.05, "kl_max": 1.0, "max_new_tokens_solver": 16,
+                      "max_new_tokens_proposer": 16, "total_steps": 200, **SMALL_CPU_MODEL}
+"""The miniature's validated run (notebook 04: LoRA lr 1e-3, β0 0.05, β ≤ 1, 16 tokens, 200 steps), one CPU thread."""
 
 SMALL_MODEL_EVALUATION = {"limit": 6, "max_new_tokens": 16, "world_test_items": 100}
 """Notebook 05 on a CPU model: a handful of items per benchmark, short answers (a pipeline check), and the

@@ -106,11 +106,11 @@ REPORTED_SETTINGS = ("do_sample", "temperature", "top_p", "top_k", "min_p", "typ
 def sampling_kwargs(backbone: Backbone, recipe: str, temperature: float, top_p: float) -> dict:
     """The sampling keywords ``generate`` receives under ``recipe`` (a name; see the module docstring)."""
     r = recipe_of(recipe)
+    out = dict(do_sample=True, temperature=temperature, top_p=top_p)
     if r.sampling_keywords == "checkpoint":  # official VLMCore.generate: these three and the pad id, nothing else
-        out = dict(do_sample=True, temperature=temperature, top_p=top_p, pad_token_id=backbone.tokenizer.eos_token_id)
+        out["pad_token_id"] = backbone.tokenizer.eos_token_id
     else:
-        out = dict(do_sample=True, temperature=temperature, top_p=top_p, **PAPER_FILTERS,
-                   pad_token_id=backbone.tokenizer.pad_token_id)
+        out.update(PAPER_FILTERS, pad_token_id=backbone.tokenizer.pad_token_id)
     if r.suppress_vision_tokens:
         out["suppress_tokens"] = suppressed_token_ids(backbone)
     return out

@@ -22,26 +22,14 @@ def cuda(test):
 @cuda
 def test_tiny_in_bf16_on_cuda_takes_one_step(tmp_path):
     """bf16 load on the GPU, one full step (Proposer, N Solver answers, update): finite loss, LoRA moved."""
-    from conftest import make_images
-
-    from evolmm_lib.backbone import load_backbone
-    from evolmm_lib.config import EvoLMMConfig
-    from evolmm_lib.images import ImagePool
-    from evolmm_lib.trainer import EvoLMMTrainer
-
-    cfg = EvoLMMConfig(dtype="bfloat16", backend="transformers", max_new_tokens_solver=16, max_new_tokens_proposer=16,
-                       save_every=0, output_dir=str(tmp_path / "run"), lr=1e-3)
-    bb = load_backbone("tiny", config=cfg)
+    bb, rec, moved = _one_cuda_step(tmp_path, backend="transformers")
     assert bb.device.type == "cuda" and next(bb.model.parameters()).dtype == torch.bfloat16
-    before = [p.detach().clone() for p in bb.trainable_parameters("solver")]
-    make_images(tmp_path / "img", 2)
-    (rec,) = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img"))).step()
     assert rec["skipped_updates"] == 0 and rec["loss_solver"] == rec["loss_solver"]
-    assert any(not torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("solver")))
+    assert moved
 
 
-def _one_cuda_step(tmp_path, **overrides) -> tuple[dict, bool]:
-    """One full step of the tiny model on the GPU; the record and whether the Solver's LoRA moved."""
+def _one_cuda_step(tmp_path, **overrides):
+    """One full step of the tiny model on the GPU: the backbone, the record and whether the Solver's LoRA moved."""
     from conftest import make_images
 
     from evolmm_lib.backbone import load_backbone
@@ -55,7 +43,7 @@ def _one_cuda_step(tmp_path, **overrides) -> tuple[dict, bool]:
     before = [p.detach().clone() for p in bb.trainable_parameters("solver")]
     make_images(tmp_path / "img", 2)
     (rec,) = EvoLMMTrainer(bb, cfg, pool=ImagePool(str(tmp_path / "img"))).step()
-    return rec, any(not torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("solver")))
+    return bb, rec, any(not torch.equal(a, b) for a, b in zip(before, bb.trainable_parameters("solver")))
 
 
 def _bitsandbytes_has_cuda() -> bool:
@@ -74,7 +62,7 @@ def test_qlora_on_cuda_takes_one_step(tmp_path):
     """update="qlora" through bitsandbytes' CUDA kernels (skipped when the carried build has none)."""
     if not _bitsandbytes_has_cuda():
         pytest.skip("bitsandbytes with CUDA kernels is not installed")
-    rec, moved = _one_cuda_step(tmp_path, update="qlora", backend="transformers")
+    _, rec, moved = _one_cuda_step(tmp_path, update="qlora", backend="transformers")
     assert rec["skipped_updates"] == 0 and rec["loss_solver"] == rec["loss_solver"] and moved
 
 
@@ -85,7 +73,7 @@ def test_unsloth_backend_takes_one_step(tmp_path):
         import unsloth  # noqa: F401
     except Exception as exc:  # not carried, or not importable on this driver
         pytest.skip(f"unsloth not importable: {type(exc).__name__}: {exc}"[:200])
-    rec, moved = _one_cuda_step(tmp_path, backend="unsloth")
+    _, rec, moved = _one_cuda_step(tmp_path, backend="unsloth")
     assert rec["skipped_updates"] == 0 and rec["loss_solver"] == rec["loss_solver"] and moved
 
 
